@@ -1,0 +1,129 @@
+"""The one training loop: epochs of mini-batches through a family's objective, with a time budget,
+a progress bar, a callback per epoch (checkpoints) and a clean stop on a non-finite loss."""
+
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ppgen.inference.objective import OBJECTIVES
+from ppgen.data import Dataset, batches
+from ppgen.errors import NonFiniteLossError, PPGenError
+
+__all__ = ["fit", "FitResult"]
+
+
+@dataclass
+class FitResult:
+    r"""What a call of :func:`fit` did: epochs and steps done, seconds spent, one log row per epoch."""
+
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    log: list = field(default_factory=list)
+    stopped: str | None = None
+
+
+def _mean_logs(rows: list[dict]) -> dict:
+    keys = {k for r in rows for k in r}
+    return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in sorted(keys)}
+
+
+def fit(
+    model,
+    data: Dataset,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    budget_seconds: float | None = None,
+    progress: bool = True,
+    on_epoch_end=None,
+    start_epoch: int = 0,
+    objective_state: dict | None = None,
+    generator: torch.Generator | None = None,
+    **options,
+) -> FitResult:
+    r"""Fits ``model`` to ``data`` with the objective its family names.
+
+    Training stops after ``epochs`` epochs, ``steps`` steps or ``budget_seconds`` seconds, whichever
+    comes first (defaults: the model's ``fit_defaults``). Batches move to the model's device.
+
+    Arguments:
+        model: a :class:`~ppgen.base.GenerativeModel`.
+        data: the training split.
+        on_epoch_end: called as ``on_epoch_end(epoch, row, objective)`` after each epoch (row: the logs).
+        start_epoch: the epoch to resume from (with ``objective_state``, the optimizers' saved state).
+        options: ``objective=`` overrides the model's objective; the rest go to the objective
+            (e.g. ``clip_norm``, ``smoothing``).
+
+    Raises:
+        PPGenError: the data do not fit the model.
+        NonFiniteLossError: a loss was NaN or infinite; the model is restored to the last epoch whose
+            losses were all finite (the state ``on_epoch_end`` last saw), and the error says so.
+    """
+    defaults = type(model).fit_defaults
+    batch_size = batch_size or defaults.get("batch_size", 128)
+    lr = lr if lr is not None else defaults.get("lr", 1e-3)
+    if epochs is None and steps is None and budget_seconds is None:
+        epochs = defaults.get("epochs", 50)
+    if data.spec.kind != model.spec.kind or tuple(data.event_shape) != tuple(model.spec.event_shape):
+        raise PPGenError(f"{model.name} was built for {model.spec.kind} data of shape {model.spec.event_shape}, got {data.kind} {data.event_shape}")
+    if model.conditional and data.y is None and model.spec.num_classes:
+        raise PPGenError(f"{model.name} is conditional and needs labels y")
+    model.check_input(data.x[:1000])
+    objective_name = options.pop("objective", type(model).objective)
+    if objective_name not in OBJECTIVES:
+        raise PPGenError(f"unknown objective {objective_name!r}; expected one of: {', '.join(OBJECTIVES)}")
+    try:
+        objective = OBJECTIVES[objective_name](model, lr, **options)
+    except TypeError as e:
+        raise PPGenError(f"bad training option for {model.name}: {e}") from None
+    if objective_state:
+        objective.load_state_dict(objective_state)
+
+    device = model.device
+    result = FitResult()
+    last_good = copy.deepcopy(model.state_dict())
+    start = time.perf_counter()
+    total = epochs if epochs is not None else None
+    bar = tqdm(total=total, initial=start_epoch, desc=f"fit {model.name}", unit="epoch", disable=not progress, file=sys.stderr, leave=False)
+    epoch = start_epoch
+    model.train()
+    try:
+        while epochs is None or epoch < epochs:
+            rows = []
+            for x, y in batches(data, batch_size, shuffle=True, generator=generator):
+                x = x.to(device)
+                y = None if y is None else y.to(device)
+                logs = objective.step(x, y)
+                if not math.isfinite(logs["loss"]):
+                    model.load_state_dict(last_good)
+                    result.stopped = f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
+                    raise NonFiniteLossError(result.stopped)
+                rows.append(logs)
+                result.steps += 1
+                out_of_time = budget_seconds is not None and time.perf_counter() - start > budget_seconds
+                if (steps is not None and result.steps >= steps) or out_of_time:
+                    break
+            row = {"epoch": epoch + 1, "steps": result.steps, **_mean_logs(rows), **objective.end_epoch()}
+            epoch += 1
+            result.epochs = epoch
+            row["seconds"] = time.perf_counter() - start
+            result.log.append(row)
+            last_good = copy.deepcopy(model.state_dict())
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row, objective)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4g}")
+            if (steps is not None and result.steps >= steps) or (budget_seconds is not None and time.perf_counter() - start > budget_seconds):
+                break
+    finally:
+        bar.close()
+        model.eval()
+        result.seconds = time.perf_counter() - start
+    return result

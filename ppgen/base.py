@@ -1,0 +1,176 @@
+"""The model protocol every ppgen model follows, and the registry that names them."""
+
+import importlib
+from typing import ClassVar
+
+import networkx as nx
+import pyro
+import torch
+from torch import Tensor, nn
+
+from ppgen.data import DataSpec, Dataset
+from ppgen.errors import PPGenError
+
+__all__ = ["GenerativeModel", "register", "create", "get", "model_names", "REGISTRY"]
+
+FAMILIES = ("graphical", "autoregressive", "flow", "latent-variable", "diffusion", "energy", "adversarial")
+DENSITIES = ("exact", "lower-bound", "unnormalized", "implicit")
+REGISTRY: dict[str, type] = {}
+
+
+class GenerativeModel(nn.Module):
+    r"""A generative model written as a Pyro program.
+
+    Subclasses set the class variables, build their networks in ``__init__(spec, **config)`` and write
+    ``model`` (the Pyro program, observing data at site "x") and, for latent-variable models, ``guide``.
+    Every tensor a model needs is a parameter or a buffer, so ``.to(device)`` moves all of it.
+
+    Class variables:
+        name: the registry key, e.g. "nade".
+        family: one of "graphical", "autoregressive", "flow", "latent-variable", "diffusion", "energy", "adversarial".
+        density: "exact" (log p(x)), "lower-bound" (ELBO <= log p(x)), "unnormalized" (-E(x)) or "implicit".
+        kinds: the data kinds the model accepts, among "binary", "categorical", "continuous".
+        images_only: the model needs image data, event_shape (C, H, W).
+        conditional: the model accepts labels y, modelling p(x | y).
+        objective: the name of the training objective in ``ppgen.inference`` ("elbo", "counting", ...).
+        fit_defaults: default ``epochs``, ``batch_size``, ``lr`` for :func:`ppgen.fit`.
+    """
+
+    name: ClassVar[str]
+    family: ClassVar[str]
+    density: ClassVar[str]
+    kinds: ClassVar[tuple] = ("binary", "categorical", "continuous")
+    images_only: ClassVar[bool] = False
+    conditional: ClassVar[bool] = False
+    objective: ClassVar[str] = "elbo"
+    fit_defaults: ClassVar[dict] = {"epochs": 50, "batch_size": 128, "lr": 1e-3}
+
+    def __init__(self, spec: DataSpec):
+        super().__init__()
+        self.spec = spec
+        self.config: dict = {}
+
+    # --- the Pyro program -------------------------------------------------------------------
+    def model(self, x: Tensor | None = None, y: Tensor | None = None):
+        r"""The generative program; observes ``x`` (B, *event_shape) at site "x" inside a plate "data"."""
+        raise NotImplementedError
+
+    def guide(self, x: Tensor | None = None, y: Tensor | None = None):
+        r"""The guide for the latent sites (nothing for fully observed models)."""
+
+    def elbo(self) -> pyro.infer.ELBO:
+        r"""The Pyro objective whose ``differentiable_loss`` trains this model (see inference/elbo.py)."""
+        return pyro.infer.Trace_ELBO()
+
+    # --- densities and samples ----------------------------------------------------------------
+    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""(B, *event_shape) -> (B,) nats; exact, a bound or unnormalized according to ``density``."""
+        raise NotImplementedError
+
+    def sample(self, n: int, y: Tensor | None = None) -> Tensor:
+        r"""n samples, (n, *event_shape), on the model's device."""
+        raise NotImplementedError
+
+    def evaluation_log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1000) -> tuple[Tensor, str] | None:
+        r"""The test log-likelihood that gets reported, and its kind ("exact", "iwae-K", "elbo", "dequantized", ...).
+
+        Returns None where the model has no density to report (implicit, or unnormalized without a partition function).
+        """
+        if self.density == "exact":
+            return self.log_prob(x, y), "exact"
+        if self.density == "lower-bound":
+            if hasattr(self, "estimate_log_prob"):
+                return self.estimate_log_prob(x, num_samples, y=y), f"iwae-{num_samples}"
+            return self.log_prob(x, y), "elbo"
+        return None
+
+    def graph(self) -> nx.DiGraph:
+        r"""The model's dependency DAG over its variables."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its graph")
+
+    # --- helpers --------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def check_input(self, x: Tensor) -> Tensor:
+        r"""Validates x at the boundary: shape (B, *event_shape), finite, inside the data kind's support."""
+        shape = tuple(self.spec.event_shape)
+        if not isinstance(x, Tensor) or x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise PPGenError(f"{self.name}: expected x of shape (B, {', '.join(map(str, shape))}), got {got}")
+        if not torch.isfinite(x).all():
+            raise PPGenError(f"{self.name}: x contains NaN or infinite values")
+        k = self.spec.num_categories
+        if k and not ((x >= 0) & (x < k) & (x == x.round())).all():
+            raise PPGenError(f"{self.name}: x must hold integers in [0, {k}) for data kind {self.spec.kind!r}")
+        return x
+
+    def pyro_log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""log p(x) summed over the batch, read from a trace of the Pyro program (fully observed models)."""
+        trace = pyro.poutine.trace(self.model).get_trace(x, y)
+        return trace.log_prob_sum()
+
+
+def register(cls: type) -> type:
+    r"""Class decorator: adds a :class:`GenerativeModel` subclass to the registry under ``cls.name``."""
+    if cls.family not in FAMILIES or cls.density not in DENSITIES:
+        raise TypeError(f"{cls.__name__}: family {cls.family!r} or density {cls.density!r} unknown")
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise TypeError(f"model name {cls.name!r} registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_models() -> None:
+    importlib.import_module("ppgen.models")
+
+
+def model_names() -> list[str]:
+    _load_models()
+    return list(REGISTRY)
+
+
+def get(name: str) -> type:
+    r"""The model class registered under ``name``."""
+    _load_models()
+    if name not in REGISTRY:
+        raise PPGenError(f"unknown model {name!r}; expected one of: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def supports(cls: type, spec: DataSpec) -> str | None:
+    r"""None if ``cls`` can model data of this spec, else the reason why not."""
+    if spec.base_kind not in cls.kinds:
+        return f"{cls.name} models {'/'.join(cls.kinds)} data, not {spec.kind}"
+    if cls.images_only and not spec.is_image:
+        return f"{cls.name} needs images (C, H, W), not event shape {spec.event_shape}"
+    return None
+
+
+def create(name: str, data: Dataset | DataSpec, **config) -> GenerativeModel:
+    r"""Builds the registered model ``name``, sized for the data's kind and event shape.
+
+    Arguments:
+        name: a registry key (see :func:`model_names`).
+        data: a :class:`~ppgen.data.Dataset` or its :class:`~ppgen.data.DataSpec`.
+        config: keyword arguments of the model's constructor, overriding its defaults.
+    """
+    cls = get(name)
+    spec = data.spec if isinstance(data, Dataset) else data
+    if (reason := supports(cls, spec)) is not None:
+        raise PPGenError(reason)
+    try:
+        model = cls(spec, **config)
+    except TypeError as e:
+        raise PPGenError(f"bad config for {name}: {e}") from None
+    model.config = dict(config)
+    return model

@@ -1,0 +1,247 @@
+"""Data sets, their kinds and splits, and the validation of a user's own tensors.
+
+Every data set holds ``x`` as float32, shaped ``(N, *event_shape)``: binary values in {0, 1},
+categorical values in {0, ..., K-1}, continuous values anywhere. Images are ``(N, 1, H, W)``.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ppgen.errors import PPGenError
+from ppgen.idx import find_mnist, read_idx
+from ppgen.synthetic import SYNTHETIC, sample_moons, sample_spirals
+
+__all__ = ["DataSpec", "Dataset", "load", "from_tensor", "names", "binarize", "dequantize", "batches"]
+
+SYNTHETIC_SIZES = {"train": 10_000, "test": 5_000}
+SYNTHETIC_SEEDS = {"train": 0, "test": 1}
+DIGITS_TEST = 360
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    r"""What a model needs to know of its data to size itself.
+
+    Arguments:
+        kind: "binary", "categorical:K" or "continuous".
+        event_shape: the shape of one example, e.g. (1, 8, 8) or (2,).
+        num_classes: the number of labels for conditional models, or None.
+    """
+
+    kind: str
+    event_shape: tuple
+    num_classes: int | None = None
+
+    @property
+    def base_kind(self) -> str:
+        return self.kind.split(":")[0]
+
+    @property
+    def num_categories(self) -> int:
+        r"""2 for binary, K for categorical:K, 0 for continuous."""
+        if self.base_kind == "categorical":
+            return int(self.kind.split(":")[1])
+        return 2 if self.kind == "binary" else 0
+
+    @property
+    def dim(self) -> int:
+        return math.prod(self.event_shape)
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.event_shape) == 3
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "event_shape": list(self.event_shape), "num_classes": self.num_classes}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        return cls(d["kind"], tuple(d["event_shape"]), d.get("num_classes"))
+
+
+@dataclass
+class Dataset:
+    r"""A split of a data set.
+
+    Arguments:
+        x: examples, (N, *event_shape), float32.
+        y: integer labels, (N,), or None.
+        kind: "binary", "categorical:K" or "continuous".
+        name: the data set's registry name.
+        truth: the true distribution (synthetic sets), with ``log_prob``, ``entropy``, ``modes``.
+        grey: for dynamically binarized data, the grey levels in [0, 1] that ``x`` was drawn from.
+    """
+
+    x: Tensor
+    y: Tensor | None
+    kind: str
+    name: str = "tensor"
+    truth: object = None
+    grey: Tensor | None = field(default=None, repr=False)
+    num_classes: int | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def event_shape(self) -> tuple:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def spec(self) -> DataSpec:
+        return DataSpec(self.kind, self.event_shape, self.num_classes)
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def entropy(self) -> float | None:
+        return None if self.truth is None else self.truth.entropy
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        r"""The true log density of the synthetic sets. x: (B, 2) -> (B,)."""
+        if self.truth is None:
+            raise PPGenError(f"data set {self.name!r} has no closed-form density")
+        return self.truth.log_prob(x)
+
+    def subset(self, n: int) -> "Dataset":
+        r"""The first n examples, e.g. for a quick run."""
+        grey = None if self.grey is None else self.grey[:n]
+        y = None if self.y is None else self.y[:n]
+        return Dataset(self.x[:n], y, self.kind, self.name, self.truth, grey, self.num_classes)
+
+
+def binarize(grey: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""Dynamic binarization: one Bernoulli draw per grey level in [0, 1]."""
+    return torch.bernoulli(grey, generator=generator)
+
+
+def dequantize(x: Tensor, num_categories: int, generator: torch.Generator | None = None) -> Tensor:
+    r"""Uniform dequantization of K-level data to [0, 1): (x + u) / K, u ~ U[0, 1)."""
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    return (x + u) / num_categories
+
+
+def batches(data: Dataset, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None):
+    r"""Yields ``(x, y)`` mini-batches for one epoch; dynamically binarized sets are redrawn here."""
+    n = len(data)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        x = binarize(data.grey[idx], generator) if data.grey is not None else data.x[idx]
+        yield x, (None if data.y is None else data.y[idx])
+
+
+def _synthetic(name: str, split: str, n: int | None) -> Dataset:
+    rng = np.random.default_rng(SYNTHETIC_SEEDS[split])
+    n = n or SYNTHETIC_SIZES[split]
+    if name in SYNTHETIC:
+        truth = SYNTHETIC[name]
+        return Dataset(truth.sample(n, rng), None, "continuous", name, truth)
+    sampler = {"moons": sample_moons, "spirals": sample_spirals}[name]
+    return Dataset(sampler(n, rng), None, "continuous", name)
+
+
+def _digits(name: str, split: str) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    idx = order[:DIGITS_TEST] if split == "test" else order[DIGITS_TEST:]
+    grey = torch.as_tensor(digits.images[idx], dtype=torch.float32).unsqueeze(1)  # (N, 1, 8, 8), levels 0..16
+    y = torch.as_tensor(digits.target[idx], dtype=torch.long)
+    if name == "digits":
+        return Dataset((grey >= 8).float(), y, "binary", name, num_classes=10)
+    return Dataset(grey, y, "categorical:17", name, num_classes=10)
+
+
+def _mnist(name: str, split: str, root) -> Dataset:
+    images = read_idx(find_mnist(split, "x", root))
+    labels = read_idx(find_mnist(split, "y", root))
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise PPGenError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}; expected (N, H, W) and (N,)")
+    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)  # (N, 1, 28, 28), levels 0..255
+    y = torch.as_tensor(labels, dtype=torch.long)
+    if name == "mnist-gray":
+        return Dataset(x, y, "categorical:256", name, num_classes=10)
+    grey = x / 255.0
+    if split == "test":  # binarized once, with a fixed seed, so that every model sees the same test set
+        return Dataset(binarize(grey, torch.Generator().manual_seed(0)), y, "binary", name, num_classes=10)
+    first = binarize(grey, torch.Generator().manual_seed(1))
+    return Dataset(first, y, "binary", name, grey=grey, num_classes=10)
+
+
+LOADERS = {
+    **{k: "synthetic" for k in ("rings8", "grid25", "checkerboard", "moons", "spirals")},
+    "digits": "digits",
+    "digits-gray": "digits",
+    "mnist": "mnist",
+    "mnist-gray": "mnist",
+}
+
+
+def names() -> list[str]:
+    return list(LOADERS)
+
+
+def load(name: str, split: str = "train", root=None, n: int | None = None) -> Dataset:
+    r"""Loads a split of a named data set.
+
+    Arguments:
+        name: one of :func:`names`.
+        split: "train" or "test".
+        root: a folder with the MNIST files (else $PPGEN_DATA/mnist).
+        n: the number of synthetic examples (default 10,000 train, 5,000 test).
+    """
+    if name not in LOADERS:
+        raise PPGenError(f"unknown data set {name!r}; expected one of: {', '.join(LOADERS)}")
+    if split not in ("train", "test"):
+        raise PPGenError(f"unknown split {split!r}; expected 'train' or 'test'")
+    source = LOADERS[name]
+    if source == "synthetic":
+        return _synthetic(name, split, n)
+    if source == "digits":
+        return _digits(name, split)
+    return _mnist(name, split, root)
+
+
+def from_tensor(x, kind: str, y=None, name: str = "tensor") -> Dataset:
+    r"""Validates a user's own tensors and wraps them as a :class:`Dataset`.
+
+    Arguments:
+        x: examples, (N, *event_shape) with N >= 1 and at least one event dimension.
+        kind: "binary" (values in {0, 1}), "categorical:K" (integers in [0, K)) or "continuous".
+        y: optional integer labels, (N,), non-negative.
+    """
+    x = torch.as_tensor(x)
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise PPGenError(f"x must have shape (N, *event_shape) with N >= 1; got {tuple(x.shape)}")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise PPGenError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values; expected finite numbers")
+    base = kind.split(":")[0]
+    if kind == "binary":
+        if not ((x == 0) | (x == 1)).all():
+            raise PPGenError("kind 'binary' expects values in {0, 1}")
+    elif base == "categorical":
+        try:
+            k = int(kind.split(":")[1])
+        except (IndexError, ValueError):
+            raise PPGenError(f"categorical kind must be written 'categorical:K', got {kind!r}") from None
+        if k < 2 or not ((x >= 0) & (x < k) & (x == x.round())).all():
+            raise PPGenError(f"kind {kind!r} expects integers in [0, {k}) and K >= 2")
+    elif kind != "continuous":
+        raise PPGenError(f"unknown kind {kind!r}; expected 'binary', 'categorical:K' or 'continuous'")
+    num_classes = None
+    if y is not None:
+        y = torch.as_tensor(y)
+        if y.shape != (x.shape[0],) or y.is_floating_point() and not (y == y.round()).all() or (y < 0).any():
+            raise PPGenError(f"y must be non-negative integer labels of shape ({x.shape[0]},); got {tuple(y.shape)}")
+        y = y.long()
+        num_classes = int(y.max()) + 1
+    return Dataset(x, y, kind, name, num_classes=num_classes)
