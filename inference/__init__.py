@@ -1,6 +1,10 @@
-"""How models are fit and scored: one objective per family, one training loop, one evaluator."""
+"""How models are fit and scored: one objective per family, one training loop, one evaluator.
 
-from ppgen.inference import counting, elbo  # noqa: F401  (registers the objectives)
+Objective modules register themselves on import: one import per line, each family adds its own.
+"""
+
+from ppgen.inference import counting  # noqa: F401
+from ppgen.inference import elbo  # noqa: F401
 from ppgen.inference.evaluate import evaluate
 from ppgen.inference.objective import OBJECTIVES, Objective, register_objective
 from ppgen.inference.trainer import FitResult, fit

@@ -1,3 +1,7 @@
-"""The model zoo: one file per family; importing this package registers every model."""
+"""The model zoo: one file per family; importing this package registers every model.
 
-from ppgen.models import independent, mixture  # noqa: F401
+One import per line, so that each family adds its own line.
+"""
+
+from ppgen.models import independent  # noqa: F401
+from ppgen.models import mixture  # noqa: F401
