@@ -104,7 +104,9 @@ def fit(
                 if not math.isfinite(logs["loss"]):
                     model.load_state_dict(last_good)
                     result.stopped = f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
-                    raise NonFiniteLossError(result.stopped)
+                    error = NonFiniteLossError(result.stopped)
+                    error.model = model
+                    raise error
                 rows.append(logs)
                 result.steps += 1
                 out_of_time = budget_seconds is not None and time.perf_counter() - start > budget_seconds

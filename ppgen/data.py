@@ -15,10 +15,12 @@ from ppgen.errors import PPGenError
 from ppgen.idx import find_mnist, read_idx
 from ppgen.synthetic import SYNTHETIC, sample_moons, sample_spirals
 
-__all__ = ["DataSpec", "Dataset", "load", "from_tensor", "names", "binarize", "dequantize", "batches"]
+__all__ = ["DataSpec", "Dataset", "load", "load_file", "from_tensor", "names", "binarize", "dequantize", "batches"]
 
 SYNTHETIC_SIZES = {"train": 10_000, "test": 5_000}
 SYNTHETIC_SEEDS = {"train": 0, "test": 1}
+FILE_SUFFIXES = (".npy", ".npz", ".pt", ".csv")
+FILE_TEST_FRACTION = 0.2
 DIGITS_TEST = 360
 
 
@@ -245,3 +247,46 @@ def from_tensor(x, kind: str, y=None, name: str = "tensor") -> Dataset:
         y = y.long()
         num_classes = int(y.max()) + 1
     return Dataset(x, y, kind, name, num_classes=num_classes)
+
+
+def _read_array(path) -> tuple:
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise PPGenError(f"data file {path} not found")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False), None
+        if path.suffix == ".npz":
+            arrays = np.load(path, allow_pickle=False)
+            return arrays["x"], arrays["y"] if "y" in arrays else None
+        if path.suffix == ".csv":
+            return np.loadtxt(path, delimiter=",", ndmin=2), None
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return (obj["x"], obj.get("y")) if isinstance(obj, dict) else (obj, None)
+    except KeyError:
+        raise PPGenError(f"{path} must hold an array 'x' (and optionally 'y')") from None
+    except (ValueError, OSError, RuntimeError) as e:
+        raise PPGenError(f"cannot read data file {path}: {str(e).splitlines()[0]}") from None
+
+
+def load_file(path, split: str = "train", kind: str | None = None) -> Dataset:
+    r"""A user's own data file (.npy, .npz with 'x'/'y', .pt tensor or dict, .csv rows), validated.
+
+    The split is deterministic: a fixed permutation, the first 20% test.
+
+    Arguments:
+        kind: the data kind; by default "binary" if every value is 0 or 1, else "continuous".
+    """
+    x, y = _read_array(path)
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if kind is None:
+        kind = "binary" if bool(((x == 0) | (x == 1)).all()) else "continuous"
+    data = from_tensor(x, kind, y, name=str(path))
+    order = torch.as_tensor(np.random.default_rng(0).permutation(len(data)))
+    n_test = max(1, int(round(FILE_TEST_FRACTION * len(data))))
+    idx = order[:n_test] if split == "test" else order[n_test:]
+    if len(idx) == 0:
+        raise PPGenError(f"{path} has too few examples ({len(data)}) to split into train and test")
+    return Dataset(data.x[idx], None if data.y is None else data.y[idx], kind, data.name, num_classes=data.num_classes)
