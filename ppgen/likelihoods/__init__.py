@@ -4,5 +4,7 @@ One file per idea; everything is re-exported here.
 """
 
 from ppgen.likelihoods.factorized import factorized, factorized_params_shape
+from ppgen.likelihoods.discretized import DiscretizedGaussian
+from ppgen.likelihoods.autoregressive import AutoregressiveLikelihood
 
-__all__ = ["factorized", "factorized_params_shape"]
+__all__ = ["factorized", "factorized_params_shape", "DiscretizedGaussian", "AutoregressiveLikelihood"]
