@@ -6,3 +6,4 @@ One import per line, so that each family adds its own line.
 from ppgen.models import independent  # noqa: F401
 from ppgen.models import mixture  # noqa: F401
 from ppgen.models import fvsbn  # noqa: F401
+from ppgen.models import flows  # noqa: F401
