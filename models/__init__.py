@@ -7,3 +7,4 @@ from ppgen.models import independent  # noqa: F401
 from ppgen.models import mixture  # noqa: F401
 from ppgen.models import fvsbn  # noqa: F401
 from ppgen.models import flows  # noqa: F401
+from ppgen.models import bayesnet  # noqa: F401

@@ -4,7 +4,8 @@ One file per idea; everything is re-exported here.
 """
 
 from ppgen.likelihoods.factorized import factorized, factorized_params_shape
+from ppgen.likelihoods.bayesnet import BayesNetLikelihood
 from ppgen.likelihoods.discretized import DiscretizedGaussian
 from ppgen.likelihoods.autoregressive import AutoregressiveLikelihood
 
-__all__ = ["factorized", "factorized_params_shape", "DiscretizedGaussian", "AutoregressiveLikelihood"]
+__all__ = ["factorized", "factorized_params_shape", "BayesNetLikelihood", "DiscretizedGaussian", "AutoregressiveLikelihood"]

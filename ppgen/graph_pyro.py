@@ -1,0 +1,179 @@
+"""A Bayes net compiled to a Pyro program, and what Pyro does with it: exact queries by enumeration,
+conditional samples by ``infer_discrete``, fitting by SVI, and reading the structure of any program.
+
+Every variable is one ``pyro.sample`` site named after it, inside a plate "data" over examples, drawn
+from ``Categorical(logits=cpt[row of its parents' values])``. Under ``poutine.enum`` each unobserved
+site gets its own tensor dimension, so the trace's log-probability factors are the net's CPTs as tensors;
+contracting them in log space (opt_einsum through ``pyro.ops.einsum``, which picks a variable-elimination
+order) gives exact marginals and conditionals.
+
+References:
+    Koller and Friedman, Probabilistic Graphical Models (2009), ch. 9 (variable elimination).
+    Obermeyer et al., Tensor Variable Elimination for Plated Factor Graphs (2019), arXiv:1902.03210.
+"""
+
+import functools
+
+import networkx as nx
+import pyro
+import pyro.distributions as dist
+import torch
+from opt_einsum import get_symbol
+from pyro import poutine
+from pyro.infer import config_enumerate, infer_discrete
+from pyro.infer.inspect import get_dependencies
+from pyro.ops.einsum import contract
+from pyro.poutine.util import site_is_subsample
+from torch import Tensor
+
+from ppgen.errors import PPGenError
+
+__all__ = ["program", "sample", "query", "from_pyro", "fit_svi", "ancestors"]
+
+
+def ancestors(bn, names) -> set:
+    r"""The variables in ``names`` and all their ancestors (an ancestrally closed set)."""
+    out = set(names)
+    for v in names:
+        out |= nx.ancestors(bn.graph, v)
+    return out
+
+
+def program(bn, x: Tensor | None = None, n: int | None = None, evidence: dict | None = None, only: set | None = None) -> dict:
+    r"""The Pyro program of a Bayes net; returns {name: value}.
+
+    Arguments:
+        bn: the :class:`~ppgen.graph.BayesNet`.
+        x: (B, n) values to observe at every site (in ``bn.ordering()``), or None to sample.
+        n: the plate size when ``x`` is None (default 1).
+        evidence: {name: value} sites to observe when ``x`` is None.
+        only: an ancestrally closed subset of the variables to include (the rest are summed out trivially).
+    """
+    bn.require_tables()
+    if x is not None:
+        x = bn.check_values(x)
+    size = x.shape[0] if x is not None else (1 if n is None else int(n))
+    evidence = bn.check_evidence(evidence)
+    values = {}
+    with pyro.plate("data", size):
+        for i, v in enumerate(bn.variables):
+            if only is not None and v not in only:
+                continue
+            logits = bn.table_logits(v, [values[u] for u in bn.parents(v)])
+            obs = x[:, i] if x is not None else evidence.get(v)
+            if obs is not None and obs.ndim == 0:
+                obs = obs.expand(size)
+            values[v] = pyro.sample(v, dist.Categorical(logits=logits), obs=obs)
+    return values
+
+
+def _enumerated_trace(model, first_available_dim: int):
+    trace = poutine.trace(poutine.enum(config_enumerate(model, default="parallel"), first_available_dim=first_available_dim)).get_trace()
+    trace.compute_log_prob()
+    return trace
+
+
+def query(bn, targets, evidence: dict | None = None) -> Tensor:
+    r"""Exact p(targets | evidence) by variable elimination over the Pyro program's enumerated trace.
+
+    Only the ancestors of the targets and the evidence enter (the other variables sum to one).
+
+    Arguments:
+        bn: the :class:`~ppgen.graph.BayesNet`.
+        targets: a name or a list of names.
+        evidence: {name: int} observed values.
+
+    Returns:
+        probabilities shaped (card of each target, in the order given), summing to 1.
+    """
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    evidence = dict(evidence or {})
+    for v in list(targets) + list(evidence):
+        bn._check(v)
+    if not targets or len(set(targets)) != len(targets) or set(targets) & set(evidence):
+        raise PPGenError("query needs distinct targets that are not also evidence")
+    for v, value in evidence.items():
+        if torch.as_tensor(value).ndim != 0:
+            raise PPGenError(f"query evidence must be single values; got {v}={value!r}")
+    keep = ancestors(bn, targets + list(evidence))
+    trace = _enumerated_trace(functools.partial(program, bn, evidence=evidence, only=keep), first_available_dim=-2)
+    sites = [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
+    symbol, operands, inputs = {}, [], []
+    for site in sites:
+        if not site["is_observed"]:
+            symbol[site["infer"]["_enumerate_dim"]] = get_symbol(len(symbol))
+    for site in sites:
+        f = site["log_prob"][..., 0]  # drop the plate of size 1; enumeration dims start at -2
+        dims = [d for d in range(-f.dim(), 0) if f.shape[d] > 1]
+        operands.append(f.reshape([f.shape[d] for d in dims]))
+        inputs.append("".join(symbol[d - 1] for d in dims))
+    dims_of = {v: trace.nodes[v]["infer"]["_enumerate_dim"] for v in targets}
+    output = "".join(symbol[dims_of[v]] for v in targets)
+    log_joint = contract(",".join(inputs) + "->" + output, *operands, backend="pyro.ops.einsum.torch_log")
+    log_z = log_joint.logsumexp(tuple(range(log_joint.dim())))
+    if not torch.isfinite(log_z):
+        raise PPGenError("the evidence has probability zero under this net")
+    return (log_joint - log_z).exp()
+
+
+def sample(bn, n: int, evidence: dict | None = None) -> Tensor:
+    r"""n samples (n, num variables), long: ancestral sampling, with the evidence's ancestors drawn
+    from their exact posterior by ``infer_discrete`` (forward filtering, backward sampling)."""
+    bn.require_tables()
+    if not isinstance(n, int) or n < 1:
+        raise PPGenError(f"the number of samples must be a positive int, got {n!r}")
+    values = {}
+    if evidence:
+        ev = bn.check_evidence(evidence)
+        keep = ancestors(bn, list(ev))
+        model = config_enumerate(functools.partial(program, bn, n=n, evidence=ev, only=keep), default="parallel")
+        values = {v: t.expand(n) for v, t in infer_discrete(model, first_available_dim=-2, temperature=1)().items()}
+    out = torch.zeros(n, len(bn.variables), dtype=torch.long, device=bn._anchor.device)
+    with torch.no_grad():
+        for i, v in enumerate(bn.variables):
+            if v not in values:
+                logits = bn.table_logits(v, [values[u] for u in bn.parents(v)])
+                values[v] = dist.Categorical(logits=logits.expand(n, bn.cards[v])).sample()
+            out[:, i] = values[v]
+    return out
+
+
+def _cardinality(fn) -> int | None:
+    if not fn.has_enumerate_support or fn.event_shape != torch.Size():
+        return None
+    return int(fn.enumerate_support(expand=False).shape[0])
+
+
+def from_pyro(cls, model, *args, **kwargs):
+    r"""The :class:`~ppgen.graph.BayesNet` structure of a Pyro program (its prior dependencies)."""
+    try:
+        deps = get_dependencies(model, args, kwargs)["prior_dependencies"]
+        trace = poutine.trace(model).get_trace(*args, **kwargs)
+    except Exception as e:  # a user's program failed to run
+        raise PPGenError(f"could not trace the Pyro program: {type(e).__name__}: {e}") from None
+    sites = [name for name, site in trace.nodes.items() if site["type"] == "sample" and name in deps and not site_is_subsample(site)]
+    cards = {name: _cardinality(trace.nodes[name]["fn"]) for name in sites}
+    edges = [(u, v) for v in sites for u in deps[v] if u != v]
+    bn = cls(edges, cards)
+    for name in sites:
+        site = trace.nodes[name]
+        bn.graph.nodes[name]["observed"] = bool(site["is_observed"])
+        bn.graph.nodes[name]["plates"] = tuple(f.name for f in site["cond_indep_stack"])
+    return bn
+
+
+def fit_svi(bn, x: Tensor, smoothing: float = 0.0, steps: int = 500, lr: float = 0.05):
+    r"""Maximum likelihood (or the Dirichlet(1 + smoothing) MAP) of the dense CPTs by gradient ascent.
+
+    The net is wrapped as the registered ``bayesnet`` model and trained full-batch by ``ppgen.fit`` with
+    the "elbo" objective: the guide is empty, so the loss is -log p(x) (plus the prior's -smoothing * sum log theta).
+    """
+    from ppgen.data import from_tensor
+    from ppgen.inference import fit
+    from ppgen.models.bayesnet import BayesNetModel
+
+    if not all(bn.is_dense(v) for v in bn.variables):
+        raise PPGenError("SVI needs every CPT dense; this net has sparse tables (use method='counting')")
+    wrapped = BayesNetModel.wrap(bn, smoothing=smoothing, num_data=x.shape[0])
+    data = from_tensor(x.float(), kind=wrapped.spec.kind)
+    return fit(wrapped, data, objective="elbo", steps=steps, batch_size=x.shape[0], lr=lr, progress=False)
