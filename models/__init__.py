@@ -8,3 +8,5 @@ from ppgen.models import mixture  # noqa: F401
 from ppgen.models import fvsbn  # noqa: F401
 from ppgen.models import flows  # noqa: F401
 from ppgen.models import bayesnet  # noqa: F401
+from ppgen.models import nade  # noqa: F401
+from ppgen.models import made  # noqa: F401

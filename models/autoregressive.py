@@ -54,6 +54,9 @@ class AutoregressiveModel(GenerativeModel):
     constructor (the data spec must then name ``num_classes``) and reads ``y`` (B,) long in its
     ``conditionals``, e.g. through :meth:`label_features`. Unconditional models ignore ``y``.
 
+    ``tiny_config``: the constructor keywords of a small instance that the shared density tests
+    (tests/test_autoregressive.py) build for every registered autoregressive model.
+
     Categorical inputs: encode them with :meth:`one_hot`, whose straight-through gradient lets the
     shared tests find each conditional's dependencies by autograd.
 
@@ -66,6 +69,7 @@ class AutoregressiveModel(GenerativeModel):
     density = "exact"
     objective = "elbo"
     conditionable: ClassVar[bool] = False
+    tiny_config: ClassVar[dict] = {}  # a small config for the exhaustive tests on D <= 10 (tests/test_autoregressive.py)
 
     def __init__(self, spec, conditional: bool = False):
         super().__init__(spec)

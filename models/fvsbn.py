@@ -38,6 +38,7 @@ class FVSBN(AutoregressiveModel):
     name = "fvsbn"
     kinds = ("binary", "categorical")
     fit_defaults = {"epochs": 200, "batch_size": 100, "lr": 3e-3}
+    tiny_config = {"order": "random"}
 
     def __init__(self, spec, order: str = "raster", order_seed: int = 0):
         super().__init__(spec)
