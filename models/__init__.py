@@ -10,3 +10,5 @@ from ppgen.models import flows  # noqa: F401
 from ppgen.models import bayesnet  # noqa: F401
 from ppgen.models import nade  # noqa: F401
 from ppgen.models import made  # noqa: F401
+from ppgen.models import score  # noqa: F401
+from ppgen.models import ebm  # noqa: F401

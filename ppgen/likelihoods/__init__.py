@@ -9,3 +9,5 @@ from ppgen.likelihoods.discretized import DiscretizedGaussian
 from ppgen.likelihoods.autoregressive import AutoregressiveLikelihood
 
 __all__ = ["factorized", "factorized_params_shape", "BayesNetLikelihood", "DiscretizedGaussian", "AutoregressiveLikelihood"]
+from ppgen.likelihoods.sampled import SampledDistribution, support_of  # noqa: E402
+__all__ += ["SampledDistribution", "support_of"]
