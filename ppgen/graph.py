@@ -68,12 +68,13 @@ class BayesNet(nn.Module):
         cards: the cardinality of each variable, a dict (its keys also give variables without edges)
             or one int for every variable; None for a non-discrete variable (structure only).
         max_table: the largest dense CPT, in entries.
+        tables: build the CPTs (False: structure only, e.g. to count the parameters of a huge net).
 
     Raises:
         PPGenError: the edges form a cycle, name an unknown variable, or a cardinality is not a positive int.
     """
 
-    def __init__(self, edges=(), cards: dict | int = 2, max_table: int = MAX_TABLE):
+    def __init__(self, edges=(), cards: dict | int = 2, max_table: int = MAX_TABLE, tables: bool = True):
         super().__init__()
         edges = [tuple(e) for e in edges]
         if any(len(e) != 2 for e in edges):
@@ -106,7 +107,7 @@ class BayesNet(nn.Module):
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
         self.tables = nn.ModuleList()
         self._where: dict[str, tuple[int, int]] = {}
-        if all(c is not None for c in self.cards.values()):
+        if tables and all(c is not None for c in self.cards.values()):
             self._build_tables(max_table)
 
     def _build_tables(self, max_table: int) -> None:
@@ -218,7 +219,7 @@ class BayesNet(nn.Module):
     # --- tables --------------------------------------------------------------------------------------
     def require_tables(self) -> None:
         if not self._where:
-            raise PPGenError("this net has non-discrete variables (cardinality None): it describes structure only")
+            raise PPGenError("this net describes structure only (built with tables=False, or a variable is not discrete)")
 
     def table_logits(self, v: str, values: list[Tensor]) -> Tensor:
         r"""log p(x_v | parents = values) for broadcastable parent values: (*batch, card_v)."""

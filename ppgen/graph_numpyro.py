@@ -10,12 +10,13 @@ JAX computes in float32 unless ``jax_enable_x64`` is set; this module never chan
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as ndist
 import torch
-from numpyro.handlers import seed, substitute, trace
+from numpyro.handlers import seed, trace
 from torch import Tensor
 
 from ppgen.errors import PPGenError
@@ -77,6 +78,10 @@ def numpyro_log_prob(bn, x: Tensor) -> Tensor:
     r"""log p(x) per example, (B,), computed by the NumPyro twin (a torch tensor on x's device, float64)."""
     values = jnp.asarray(bn.check_values(x).cpu().numpy().astype(np.int32))
     model = numpyro_program(bn)
-    tr = trace(seed(substitute(model, {}), 0)).get_trace(values)
-    total = sum(np.asarray(site["fn"].log_prob(site["value"]), dtype=np.float64) for name, site in tr.items() if site["type"] == "sample")
+
+    def per_example(values):
+        tr = trace(seed(model, 0)).get_trace(values)
+        return sum(site["fn"].log_prob(site["value"]) for site in tr.values() if site["type"] == "sample")
+
+    total = np.asarray(jax.jit(per_example)(values), dtype=np.float64)
     return torch.as_tensor(total, device=x.device)

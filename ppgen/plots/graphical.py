@@ -40,10 +40,17 @@ def draw_dag(graph: nx.DiGraph, ax=None, title: str | None = None, node_color: s
     labels = n <= 40 if labels is None else labels
     size = max(30, 600 / max(1, math.sqrt(n)))
     nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=size, node_color=node_color, edgecolors="#3d6b99", linewidths=0.8)
-    if graph.number_of_edges():
-        nx.draw_networkx_edges(graph, pos, ax=ax, node_size=size, arrows=True, arrowsize=8, width=0.6, edge_color="#555555", connectionstyle="arc3,rad=0.25")
+    near = [(u, v) for u, v in graph.edges if abs(pos[v][0] - pos[u][0]) <= 1]
+    far = [(u, v) for u, v in graph.edges if abs(pos[v][0] - pos[u][0]) > 1]
+    for edges, rad in ((near, 0.0), (far, -0.35)):  # edges that skip layers arc above the others
+        if edges:
+            nx.draw_networkx_edges(graph, pos, edgelist=edges, ax=ax, node_size=size, arrows=True, arrowsize=8, width=0.6, edge_color="#555555", connectionstyle=f"arc3,rad={rad}")
     if labels:
         nx.draw_networkx_labels(graph, pos, ax=ax, font_size=7 if n > 12 else 9)
+    xs, ys = [p[0] for p in pos.values()], [p[1] for p in pos.values()]
+    lift = max((0.18 * abs(pos[v][0] - pos[u][0]) for u, v in far), default=0.0)  # room for the arcs
+    ax.set_xlim(min(xs, default=0) - 0.6, max(xs, default=0) + 0.6)
+    ax.set_ylim(min(ys, default=0) - 0.6, max(ys, default=0) + 0.6 + lift)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
