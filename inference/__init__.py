@@ -3,6 +3,7 @@
 Objective modules register themselves on import: one import per line, each family adds its own.
 """
 
+from ppgen.inference import adversarial  # noqa: F401
 from ppgen.inference import counting  # noqa: F401
 from ppgen.inference import elbo  # noqa: F401
 from ppgen.inference import score_matching  # noqa: F401

@@ -12,3 +12,4 @@ from ppgen.models import nade  # noqa: F401
 from ppgen.models import made  # noqa: F401
 from ppgen.models import score  # noqa: F401
 from ppgen.models import ebm  # noqa: F401
+from ppgen.models import gan  # noqa: F401

@@ -1,0 +1,223 @@
+"""Generative adversarial networks as implicit Pyro programs: gan, wgan-gp and dcgan share one base.
+
+The generator is a Pyro program: z ~ N(0, I) at the sample site "z" inside the plate "data", and
+x = G(z) recorded at the deterministic site "x". There is no density to score: ``log_prob`` raises
+and ``evaluation_log_prob`` returns None. The discriminator (critic) is a module of the model; the
+game itself is played by ``inference/adversarial.py``.
+
+Data enter the networks standardised: continuous data by a per-dimension location and scale held as
+buffers (set from the first training batch), K-level data by x / (K - 1). For discrete data the
+generator outputs a level in [0, K - 1] which is rounded with a straight-through gradient, so the
+discriminator sees samples in the data's own support.
+
+References:
+    | Generative Adversarial Networks (Goodfellow et al., 2014) https://arxiv.org/abs/1406.2661
+    | Improved Training of Wasserstein GANs (Gulrajani et al., 2017) https://arxiv.org/abs/1704.00028
+    | Unsupervised Representation Learning with Deep Convolutional GANs (Radford et al., 2015)
+    | https://arxiv.org/abs/1511.06434
+"""
+
+from typing import ClassVar
+
+import networkx as nx
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+
+from ppgen.base import GenerativeModel, register
+from ppgen.errors import PPGenError
+from ppgen.nn.gan_nets import conv_discriminator, conv_generator, mlp_discriminator, mlp_generator
+
+__all__ = ["GAN", "WGANGP", "DCGAN"]
+
+LOSSES = ("minimax", "non-saturating", "wasserstein-gp")
+
+
+@register
+class GAN(GenerativeModel):
+    r"""A generator x = G(z), z ~ N(0, I), and a discriminator D(x) = sigmoid(logit), played as a minimax game.
+
+    The variants (``wgan-gp``, ``dcgan``) change only class-level defaults: the loss, the networks and
+    the training options that :class:`~ppgen.inference.adversarial.AdversarialObjective` reads from
+    ``adversarial_defaults``.
+
+    Arguments:
+        spec: the data spec.
+        loss: "minimax" (G minimises E log(1 - D(G(z)))), "non-saturating" (G minimises -E log D(G(z)))
+            or "wasserstein-gp" (a critic with gradient penalty); None: the variant's default.
+        arch: "mlp" or "conv" (images only); None: the variant's default.
+        latent_dim: the size of z; None: min(64, max(8, D // 2)).
+        hidden: the width of the MLPs.
+        layers: the depth of the MLPs.
+        channels: the width of the DCGAN convolutions.
+        conditional: model p(x | y) with label embeddings (needs data with labels).
+        embed_dim: the size of the generator's label embedding.
+
+    Example:
+        >>> import ppgen, torch
+        >>> m = ppgen.create("gan", ppgen.data.DataSpec("continuous", (2,)))
+        >>> m.sample(5).shape
+        torch.Size([5, 2])
+    """
+
+    name = "gan"
+    family = "adversarial"
+    density = "implicit"
+    objective = "adversarial"
+    kinds = ("binary", "categorical", "continuous")
+    losses: ClassVar[tuple] = ("minimax", "non-saturating")
+    default_loss: ClassVar[str] = "non-saturating"
+    default_arch: ClassVar[str] = "mlp"
+    fit_defaults = {"epochs": 200, "batch_size": 256, "lr": 2e-4}
+    adversarial_defaults: ClassVar[dict] = {"d_steps": 1, "betas": (0.5, 0.999), "gp_weight": 0.0}
+
+    def __init__(
+        self,
+        spec,
+        loss: str | None = None,
+        arch: str | None = None,
+        latent_dim: int | None = None,
+        hidden: int = 256,
+        layers: int = 3,
+        channels: int = 32,
+        conditional: bool = False,
+        embed_dim: int = 16,
+    ):
+        super().__init__(spec)
+        self.loss = loss or self.default_loss
+        self.arch = arch or self.default_arch
+        if self.loss not in self.losses:
+            raise PPGenError(f"{self.name}: loss must be one of {', '.join(self.losses)}, got {self.loss!r}")
+        if self.arch not in ("mlp", "conv"):
+            raise PPGenError(f"{self.name}: arch must be 'mlp' or 'conv', got {self.arch!r}")
+        if self.arch == "conv" and not spec.is_image:
+            raise PPGenError(f"{self.name}: arch 'conv' needs images (C, H, W), not event shape {spec.event_shape}")
+        if conditional and not spec.num_classes:
+            raise PPGenError(f"{self.name}: conditional=True needs data with labels (num_classes), got none")
+        self.conditional = bool(conditional)
+        self.latent_dim = latent_dim or min(64, max(8, spec.dim // 2))
+        classes = spec.num_classes if conditional else None
+        shape = tuple(spec.event_shape)
+        if self.arch == "mlp":
+            self.generator = mlp_generator(self.latent_dim, shape, hidden, layers, classes, embed_dim)
+            self.discriminator = mlp_discriminator(shape, hidden, layers, classes)
+        else:
+            self.generator = conv_generator(self.latent_dim, shape, channels, classes, embed_dim)
+            self.discriminator = conv_discriminator(shape, channels, classes)
+        self.levels = spec.num_categories  # 0 for continuous data
+        self.register_buffer("x_loc", torch.zeros(shape))
+        self.register_buffer("x_scale", torch.ones(shape))
+        self.register_buffer("stats_ready", torch.tensor(self.levels > 0))
+
+    # --- the data <-> network maps ---------------------------------------------------------------
+    @torch.no_grad()
+    def observe_statistics(self, x: Tensor) -> None:
+        r"""Sets the standardisation buffers of continuous data from a batch x: (B, *event_shape) (once)."""
+        if bool(self.stats_ready):
+            return
+        self.x_loc.copy_(x.mean(0))
+        self.x_scale.copy_(x.std(0).clamp_min(1e-3) if x.shape[0] > 1 else torch.ones_like(self.x_scale))
+        self.stats_ready.fill_(True)
+
+    def standardize(self, x: Tensor) -> Tensor:
+        r"""Data space -> the discriminator's input space. x: (B, *event_shape)."""
+        if self.levels:
+            return 2 * x / (self.levels - 1) - 1
+        return (x - self.x_loc) / self.x_scale
+
+    def to_data(self, raw: Tensor) -> Tensor:
+        r"""The generator's raw output (B, *event_shape) -> data space; K levels rounded with a straight-through gradient."""
+        if not self.levels:
+            return self.x_loc + self.x_scale * raw
+        v = torch.sigmoid(raw) * (self.levels - 1)
+        return v.round().detach() + (v - v.detach())  # exactly the rounded value, the gradient of v
+
+    def generate(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""x = G(z, y) in data space. z: (B, latent_dim), y: (B,) -> (B, *event_shape)."""
+        return self.to_data(self.generator(z, y if self.conditional else None))
+
+    def discriminate(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""The discriminator's logit (or the critic's score) of data-space x: (B, *event_shape) -> (B,)."""
+        return self.critic(self.standardize(x), y)
+
+    def critic(self, h: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""The discriminator on standardised inputs h: (B, *event_shape) -> (B,)."""
+        return self.discriminator(h, y if self.conditional else None)
+
+    def generator_parameters(self):
+        return self.generator.parameters()
+
+    def discriminator_parameters(self):
+        return self.discriminator.parameters()
+
+    # --- the Pyro program ------------------------------------------------------------------------
+    def _labels(self, n: int, y) -> Tensor | None:
+        if not self.conditional:
+            return None
+        if y is None:
+            return pyro.sample("y", dist.Categorical(logits=self.x_loc.new_zeros(self.spec.num_classes)))
+        y = torch.as_tensor(y, device=self.x_loc.device).long()
+        y = y.expand(n) if y.ndim == 0 else y
+        if y.shape != (n,) or (y < 0).any() or (y >= self.spec.num_classes).any():
+            raise PPGenError(f"{self.name}: expected labels y of shape ({n},) with values in [0, {self.spec.num_classes})")
+        return y
+
+    def model(self, x: Tensor | None = None, y=None, n: int | None = None) -> Tensor:
+        r"""z ~ N(0, I); x = G(z, y) at the deterministic site "x". Returns x: (B, *event_shape).
+
+        An implicit model cannot observe data: a given ``x`` only sets the batch size B (else ``n``,
+        else the number of labels, else 1). Unlabelled draws of a conditional model sample y uniformly
+        at site "y"; y may be (B,) labels or one label.
+        """
+        if x is not None:
+            n = x.shape[0]
+        elif n is None:
+            n = len(y) if y is not None and torch.as_tensor(y).ndim == 1 else 1
+        zeros = self.x_loc.new_zeros(n, self.latent_dim)
+        with pyro.plate("data", n):
+            z = pyro.sample("z", dist.Normal(zeros, 1.0).to_event(1))
+            y = self._labels(n, y)
+            return pyro.deterministic("x", self.generate(z, y), event_dim=len(self.spec.event_shape))
+
+    def sample(self, n: int, y: Tensor | None = None) -> Tensor:
+        r"""n samples (n, *event_shape) in the data's support; y: (n,) labels or one label for conditional models."""
+        with torch.no_grad():
+            return self.model(n=n, y=y).detach()
+
+    # --- no density --------------------------------------------------------------------------------
+    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        raise PPGenError(f"{self.name} has an implicit density: it only samples, log_prob is undefined; use sample-based metrics")
+
+    def evaluation_log_prob(self, x, y=None, num_samples: int = 1000):
+        return None
+
+    def graph(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        if self.conditional:
+            g.add_edge("y", "x")
+        g.add_edge("z", "x")
+        return g
+
+
+@register
+class WGANGP(GAN):
+    r"""A Wasserstein GAN: a 1-Lipschitz critic (gradient penalty) estimates W1(p_data, p_g); G minimises it.
+
+    Five critic steps per generator step, Adam(0.5, 0.9), as in Gulrajani et al.; the arguments are :class:`GAN`'s.
+    """
+
+    name = "wgan-gp"
+    losses = ("wasserstein-gp",)
+    default_loss = "wasserstein-gp"
+    adversarial_defaults = {"d_steps": 5, "betas": (0.5, 0.9), "gp_weight": 10.0}
+
+
+@register
+class DCGAN(GAN):
+    r"""The deep convolutional GAN of Radford et al. for images (digits, MNIST); non-saturating loss by default."""
+
+    name = "dcgan"
+    images_only = True
+    default_arch = "conv"
+    fit_defaults = {"epochs": 200, "batch_size": 64, "lr": 2e-4}
