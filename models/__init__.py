@@ -13,3 +13,5 @@ from ppgen.models import made  # noqa: F401
 from ppgen.models import score  # noqa: F401
 from ppgen.models import ebm  # noqa: F401
 from ppgen.models import gan  # noqa: F401
+from ppgen.models import pixelcnn  # noqa: F401
+from ppgen.models import pixelrnn  # noqa: F401

@@ -1,0 +1,404 @@
+"""Masked convolutions for autoregressive images: raster masks (type A, B), the vertical and
+horizontal stacks of Gated PixelCNN, and the position-wise evaluation that cached sampling needs.
+
+Every layer here has three faces: ``forward`` (the whole image in one parallel pass, for training and
+``log_prob``), a windowed evaluation at one position or one row (for cached sampling: each
+activation is computed once, when its inputs are known) and ``reach`` (which input pixels each
+output can see, propagated through the kernels' footprints: the receptive field, exactly).
+
+References:
+    Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
+    Conditional Image Generation with PixelCNN Decoders (van den Oord et al., 2016), arXiv:1606.05328.
+    Fast Generation for Convolutional Autoregressive Models (Ramachandran et al., 2017), arXiv:1704.06001.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "MASKS",
+    "conv_mask",
+    "MaskedConv2d",
+    "shift_down",
+    "gate",
+    "point_sources",
+    "MaskedResidualBlock",
+    "GatedBlock",
+    "RasterCache",
+    "PixelCNNStack",
+    "GatedPixelCNNStack",
+]
+
+MASKS = ("A", "B", "V", "HA", "HB")
+
+
+def conv_mask(kernel_size: int, mask: str) -> Tensor:
+    r"""The (k, k) boolean footprint of a masked kernel, centred on the output pixel.
+
+    Arguments:
+        kernel_size: k, odd.
+        mask: "A" (rows above, and left in the centre row: the first PixelCNN layer), "B" (as A plus
+            the centre: later layers), "V" (rows above and the centre row, all columns: the vertical
+            stack, which is shifted down before the horizontal stack reads it), "HA" / "HB" (the
+            centre row left of the centre, without / with it: the horizontal stack).
+    """
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; expected one of {MASKS}")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+    k, c = kernel_size, kernel_size // 2
+    m = torch.zeros(k, k, dtype=torch.bool)
+    if mask in ("A", "B", "V"):
+        m[:c] = True
+    if mask == "V":
+        m[c] = True
+    if mask in ("A", "HA"):
+        m[c, :c] = True
+    if mask in ("B", "HB"):
+        m[c, : c + 1] = True
+    if not m.any():
+        raise ValueError(f"mask {mask!r} of size {k} is empty; use kernel_size >= 3")
+    return m
+
+
+class MaskedConv2d(nn.Module):
+    r"""A 'same' 2-D convolution whose kernel is zero outside a causal footprint.
+
+    Only the bounding box of the footprint is stored and convolved (a 3x3 type-B kernel is 2x3, a
+    horizontal one 1x2), with the asymmetric zero padding that keeps the output aligned with the input.
+
+    Arguments:
+        in_channels: C_in.
+        out_channels: C_out.
+        kernel_size: k, odd.
+        mask: see :func:`conv_mask`.
+        bias: add a learnt bias.
+
+    Example:
+        >>> conv = MaskedConv2d(1, 4, 3, "A")
+        >>> conv(torch.zeros(2, 1, 5, 5)).shape
+        torch.Size([2, 4, 5, 5])
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask: str = "B", bias: bool = True):
+        super().__init__()
+        full = conv_mask(kernel_size, mask)
+        rows, cols = full.any(1).nonzero().flatten(), full.any(0).nonzero().flatten()
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        c = kernel_size // 2
+        self.kernel_size, self.mask_type = kernel_size, mask
+        self.pad = (c - c0, c1 - c, c - r0, r1 - c)  # left, right, top, bottom (F.pad order)
+        self.register_buffer("mask", full[r0 : r1 + 1, c0 : c1 + 1].float())
+        bound = 1 / math.sqrt(in_channels * float(self.mask.sum()))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, r1 - r0 + 1, c1 - c0 + 1).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound)) if bias else None
+
+    @property
+    def margin(self) -> int:
+        r"""The zero margin a cache buffer needs around the image for :meth:`window`."""
+        return max(self.pad)
+
+    def forward(self, x: Tensor) -> Tensor:
+        r"""x: (B, C_in, H, W) -> (B, C_out, H, W)."""
+        return F.conv2d(F.pad(x, self.pad), self.weight * self.mask, self.bias)
+
+    def window(self, buf: Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int], pre=None) -> Tensor:
+        r"""The output on rows [i0, i1) and columns [j0, j1) only.
+
+        Arguments:
+            buf: the input with a zero margin of ``margin`` on every side, (B, C_in, H + 2m, W + 2m).
+            margin: m >= :attr:`margin`.
+            pre: an elementwise function with pre(0) = 0 applied to the input window first (an activation).
+
+        Returns:
+            (B, C_out, i1 - i0, j1 - j0), equal to ``forward(input)[..., i0:i1, j0:j1]``.
+        """
+        left, right, top, bottom = self.pad
+        (i0, i1), (j0, j1) = rows, cols
+        sub = buf[..., margin + i0 - top : margin + i1 + bottom, margin + j0 - left : margin + j1 + right]
+        return F.conv2d(sub if pre is None else pre(sub), self.weight * self.mask, self.bias)
+
+    def reach(self, r: Tensor) -> Tensor:
+        r"""Which sources each output sees: r (N, 1, H, W) indicator per source -> (N, 1, H, W)."""
+        return (F.conv2d(F.pad(r, self.pad), self.mask[None, None]) > 0).to(r.dtype)
+
+
+def shift_down(x: Tensor) -> Tensor:
+    r"""Moves every row one down, zeros in the first: (B, C, H, W) -> (B, C, H, W)."""
+    return F.pad(x, (0, 0, 1, 0))[..., :-1, :]
+
+
+def gate(x: Tensor) -> Tensor:
+    r"""The gated activation tanh(a) * sigmoid(b) of the two channel halves: (B, 2C, ...) -> (B, C, ...)."""
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+def point_sources(height: int, width: int, like: Tensor | None = None) -> Tensor:
+    r"""One indicator image per pixel, (H W, 1, H, W): the input of a ``reach`` propagation."""
+    d = height * width
+    eye = torch.eye(d, dtype=torch.float32 if like is None else like.dtype, device=None if like is None else like.device)
+    return eye.reshape(d, 1, height, width)
+
+
+def _bias(proj: nn.Module | None, e: Tensor | None) -> Tensor | float:
+    return 0.0 if proj is None or e is None else proj(e)[..., None, None]
+
+
+class MaskedResidualBlock(nn.Module):
+    r"""h + W1 * drop(elu(W_B * elu(h) + V e)): the residual block of a plain PixelCNN.
+
+    Arguments:
+        channels: C.
+        kernel_size: k of the type-B masked convolution.
+        embed_dim: the size of a conditioning vector e (class embedding), or None.
+        dropout: dropout rate on the hidden activation.
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.conv = MaskedConv2d(channels, channels, kernel_size, "B")
+        self.out = nn.Conv2d(channels, channels, 1)
+        self.cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        self.drop = nn.Dropout(dropout)
+
+    def _tail(self, a: Tensor, h: Tensor, e: Tensor | None) -> Tensor:
+        return h + self.out(self.drop(F.elu(a + _bias(self.cond, e))))
+
+    def forward(self, h: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""h: (B, C, H, W), e: (B, E) or None -> (B, C, H, W)."""
+        return self._tail(self.conv(F.elu(h)), h, e)
+
+    def at(self, buf: Tensor, act: Tensor, margin: int, i: int, j: int, e: Tensor | None = None) -> Tensor:
+        r"""The output at pixel (i, j), (B, C, 1, 1), from the padded input buffer and its elu (elu(0) = 0 keeps the margin zero)."""
+        a = self.conv.window(act, margin, (i, i + 1), (j, j + 1))
+        return self._tail(a, buf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
+
+    def reach(self, r: Tensor) -> Tensor:
+        return torch.maximum(r, self.conv.reach(r))
+
+
+class GatedBlock(nn.Module):
+    r"""One Gated PixelCNN layer: a vertical stack (rows above) and a horizontal stack (the row so far).
+
+    v' = gate(W_v * v + V_v e),  h' = h + W_1 gate(W_h * h + W_vh shift_down(W_v * v) + V_h e).
+
+    The vertical stack sees whole rows, so it is shifted down one row before the horizontal stack
+    reads it; together they cover every earlier pixel: no blind spot. The first layer reads the image
+    in both stacks, masks the centre pixel out of the horizontal one ("HA") and has no residual.
+
+    Arguments:
+        in_channels: C_in (the image features for the first layer, else C).
+        channels: C.
+        kernel_size: k.
+        first: the first layer.
+        embed_dim: the size of a conditioning vector e, or None.
+        dropout: dropout rate on the horizontal stack's gated activation.
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3, first: bool = False, embed_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.first = first
+        self.v_conv = MaskedConv2d(in_channels, 2 * channels, kernel_size, "V")
+        self.h_conv = MaskedConv2d(in_channels, 2 * channels, kernel_size, "HA" if first else "HB")
+        self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.h_out = nn.Conv2d(channels, channels, 1)
+        self.v_cond = nn.Linear(embed_dim, 2 * channels, bias=False) if embed_dim else None
+        self.h_cond = nn.Linear(embed_dim, 2 * channels, bias=False) if embed_dim else None
+        self.drop = nn.Dropout(dropout)
+
+    @property
+    def margin(self) -> int:
+        return max(self.v_conv.margin, self.h_conv.margin)
+
+    def _horizontal(self, hp: Tensor, h: Tensor, e: Tensor | None) -> Tensor:
+        out = self.h_out(self.drop(gate(hp + _bias(self.h_cond, e))))
+        return out if self.first else h + out
+
+    def forward(self, v: Tensor, h: Tensor, e: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""v, h: (B, C_in, H, W), e: (B, E) or None -> v', h': (B, C, H, W)."""
+        vp = self.v_conv(v) + _bias(self.v_cond, e)  # (B, 2C, H, W)
+        hp = self.h_conv(h) + self.v_to_h(shift_down(vp))
+        return gate(vp), self._horizontal(hp, h, e)
+
+    def vertical_row(self, vbuf: Tensor, margin: int, i: int, e: Tensor | None = None) -> Tensor:
+        r"""The vertical pre-activation on row i, (B, 2C, 1, W), from the padded vertical input."""
+        width = vbuf.shape[-1] - 2 * margin
+        return self.v_conv.window(vbuf, margin, (i, i + 1), (0, width)) + _bias(self.v_cond, e)
+
+    def horizontal_at(self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at (i - 1, j) (zeros on row 0)."""
+        hp = self.h_conv.window(hbuf, margin, (i, i + 1), (j, j + 1)) + self.v_to_h(vp_above)
+        return self._horizontal(hp, hbuf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
+
+    def reach(self, rv: Tensor, rh: Tensor) -> tuple[Tensor, Tensor]:
+        rvp = self.v_conv.reach(rv)
+        rhp = torch.maximum(self.h_conv.reach(rh), shift_down(rvp))
+        return rvp, rhp if self.first else torch.maximum(rh, rhp)
+
+
+def _padded(x: Tensor, margin: int) -> Tensor:
+    return F.pad(x, (margin,) * 4)
+
+
+class RasterCache:
+    r"""Activation buffers for cached raster-order sampling.
+
+    Subclasses write ``at(i, j) -> (B, C)``: the body's top features at pixel (i, j), computing each
+    layer there once, which needs the features of every earlier pixel ``set``. All buffers carry a zero
+    margin ``m`` (the widest kernel's reach) so that windows never leave them.
+
+    Arguments:
+        stack: the body, with a ``margin`` property.
+        x: (B, C_in, H, W) input features, zeros where not yet sampled.
+        e: (B, E) conditioning vectors or None.
+    """
+
+    def __init__(self, stack: nn.Module, x: Tensor, e: Tensor | None):
+        self.stack, self.e, self.m = stack, e, stack.margin
+        self.height, self.width = x.shape[-2:]
+        self.x = _padded(x, self.m)  # (B, C_in, H + 2m, W + 2m)
+
+    def set(self, i: int, j: int, features: Tensor) -> None:
+        r"""features: (B, C_in), the input features of the pixel just sampled at (i, j)."""
+        self.x[..., self.m + i, self.m + j] = features
+
+    def _put(self, buf: Tensor, i: int, j: int, value: Tensor) -> None:
+        buf[..., self.m + i : self.m + i + 1, self.m + j : self.m + j + 1] = value
+
+
+class PixelCNNStack(nn.Module):
+    r"""The plain PixelCNN body: a type-A k0 x k0 masked convolution, then residual type-B blocks.
+
+    Its receptive field has the blind spot of stacked raster masks: pixels above and to the right,
+    beyond the first kernel, are never seen (:meth:`reach` reports exactly what is seen).
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        channels: C.
+        layers: the number of residual blocks.
+        first_kernel: k0.
+        kernel_size: k of the blocks.
+        embed_dim: the size of a conditioning vector, or None.
+        dropout: dropout rate inside the blocks.
+    """
+
+    def __init__(self, in_channels: int, channels: int = 32, layers: int = 4, first_kernel: int = 7, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
+        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        self.blocks = nn.ModuleList(MaskedResidualBlock(channels, kernel_size, embed_dim, dropout) for _ in range(layers))
+        self.out_channels = channels
+
+    @property
+    def margin(self) -> int:
+        return max([self.first.margin] + [b.conv.margin for b in self.blocks])
+
+    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
+        h = self.first(x) + _bias(self.first_cond, e)
+        for block in self.blocks:
+            h = block(h, e)
+        return h
+
+    def reach(self, r: Tensor) -> Tensor:
+        r = self.first.reach(r)
+        for block in self.blocks:
+            r = block.reach(r)
+        return r
+
+    def cache(self, x: Tensor, e: Tensor | None = None) -> "_PlainCache":
+        r"""A cache for raster-order sampling from the image features x (B, C_in, H, W) (zeros where unknown)."""
+        return _PlainCache(self, x, e)
+
+
+class _PlainCache(RasterCache):
+    def __init__(self, stack: PixelCNNStack, x: Tensor, e: Tensor | None):
+        super().__init__(stack, x, e)
+        b, c = x.shape[0], stack.out_channels
+        size = (b, c, self.height + 2 * self.m, self.width + 2 * self.m)
+        self.hs = [x.new_zeros(size) for _ in range(len(stack.blocks) + 1)]  # padded layer inputs (+ output)
+        self.acts = [x.new_zeros(size) for _ in range(len(stack.blocks))]  # and their elu
+
+    def at(self, i: int, j: int) -> Tensor:
+        r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; needs every pixel before (i, j) set."""
+        s, m = self.stack, self.m
+        h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + _bias(s.first_cond, self.e)  # (B, C, 1, 1)
+        for k, block in enumerate(s.blocks):
+            self._put(self.hs[k], i, j, h)
+            self._put(self.acts[k], i, j, F.elu(h))
+            h = block.at(self.hs[k], self.acts[k], m, i, j, self.e)
+        self._put(self.hs[-1], i, j, h)
+        return h[..., 0, 0]
+
+
+class GatedPixelCNNStack(nn.Module):
+    r"""The Gated PixelCNN body: gated layers with vertical and horizontal stacks, no blind spot.
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        channels: C.
+        layers: the number of gated layers (the first included).
+        first_kernel: k0 of the first layer.
+        kernel_size: k of the others.
+        embed_dim: the size of a conditioning vector, or None.
+        dropout: dropout rate in the horizontal stack.
+    """
+
+    def __init__(self, in_channels: int, channels: int = 32, layers: int = 5, first_kernel: int = 7, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            GatedBlock(in_channels if n == 0 else channels, channels, first_kernel if n == 0 else kernel_size, n == 0, embed_dim, dropout) for n in range(layers)
+        )
+        self.out_channels = channels
+
+    @property
+    def margin(self) -> int:
+        return max(b.margin for b in self.blocks)
+
+    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W) image features -> (B, C, H, W), the horizontal stack's output."""
+        v = h = x
+        for block in self.blocks:
+            v, h = block(v, h, e)
+        return h
+
+    def reach(self, r: Tensor) -> Tensor:
+        rv = rh = r
+        for block in self.blocks:
+            rv, rh = block.reach(rv, rh)
+        return rh
+
+    def cache(self, x: Tensor, e: Tensor | None = None) -> "_GatedCache":
+        return _GatedCache(self, x, e)
+
+
+class _GatedCache(RasterCache):
+    def __init__(self, stack: GatedPixelCNNStack, x: Tensor, e: Tensor | None):
+        super().__init__(stack, x, e)
+        b, c, m = x.shape[0], stack.out_channels, self.m
+        size = (b, c, self.height + 2 * m, self.width + 2 * m)
+        n = len(stack.blocks)
+        self.vs = [self.x] + [x.new_zeros(size) for _ in range(n - 1)]  # padded vertical inputs
+        self.hs = [self.x] + [x.new_zeros(size) for _ in range(n)]  # padded horizontal inputs (+ output)
+        self.vp = [x.new_zeros(b, 2 * c, self.height, self.width) for _ in range(n)]  # vertical pre-activations
+
+    def _vertical(self, i: int) -> None:
+        r"""Computes every layer's vertical stack on row i (row i of the image must be complete)."""
+        m, w = self.m, self.width
+        for k, block in enumerate(self.stack.blocks):
+            vp = block.vertical_row(self.vs[k], m, i, self.e)  # (B, 2C, 1, W)
+            self.vp[k][..., i : i + 1, :] = vp
+            if k + 1 < len(self.vs):
+                self.vs[k + 1][..., m + i : m + i + 1, m : m + w] = gate(vp)
+
+    def at(self, i: int, j: int) -> Tensor:
+        if j == 0 and i > 0:
+            self._vertical(i - 1)
+        for k, block in enumerate(self.stack.blocks):
+            above = self.vp[k][..., i - 1 : i, j : j + 1] if i > 0 else self.vp[k].new_zeros(self.vp[k].shape[:2] + (1, 1))
+            self._put(self.hs[k + 1], i, j, block.horizontal_at(self.hs[k], self.m, i, j, above, self.e))
+        return self.hs[-1][..., self.m + i, self.m + j]

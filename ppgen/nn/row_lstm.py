@@ -1,0 +1,153 @@
+"""The Row LSTM of PixelRNN: an LSTM that runs down the image one row at a time, convolving along each row.
+
+[o, f, i, g]_r = K_ss * h_{r-1} + K_is * x_r (K_is masked to the pixel and its left, K_ss a plain 1-D
+convolution of the row above), c_r = sigmoid(f) c_{r-1} + sigmoid(i) tanh(g), h_r = sigmoid(o) tanh(c_r).
+Each hidden state sees a triangle above it that widens by k // 2 columns per row.
+
+References:
+    Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, _bias
+
+__all__ = ["RowLSTM", "RowLSTMStack"]
+
+
+def _cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    o, f, i, g = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class RowLSTM(nn.Module):
+    r"""One Row LSTM layer.
+
+    Arguments:
+        in_channels: C_in.
+        channels: the hidden size C.
+        kernel_size: k of both the input-to-state and the state-to-state convolutions (odd, >= 3).
+        embed_dim: the size of a conditioning vector e added to the gates, or None.
+
+    Example:
+        >>> RowLSTM(2, 8)(torch.zeros(3, 2, 4, 5)).shape
+        torch.Size([3, 8, 4, 5])
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3, embed_dim: int | None = None):
+        super().__init__()
+        self.channels = channels
+        self.input_to_state = MaskedConv2d(in_channels, 4 * channels, kernel_size, "HB")
+        self.state_to_state = nn.Conv1d(channels, 4 * channels, kernel_size, padding=kernel_size // 2)
+        self.cond = nn.Linear(embed_dim, 4 * channels, bias=False) if embed_dim else None
+        with torch.no_grad():  # forget gates start open
+            self.state_to_state.bias[channels : 2 * channels] += 1.0
+
+    @property
+    def margin(self) -> int:
+        return max(self.input_to_state.margin, self.state_to_state.padding[0], 1)
+
+    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W), e: (B, E) or None -> hidden states (B, C, H, W); a loop over the H rows only."""
+        gates = self.input_to_state(x) + _bias(self.cond, e)  # (B, 4C, H, W)
+        h = c = x.new_zeros(x.shape[0], self.channels, x.shape[-1])  # (B, C, W)
+        rows = []
+        for r in range(x.shape[-2]):
+            h, c = _cell(gates[..., r, :] + self.state_to_state(h), c)
+            rows.append(h)
+        return torch.stack(rows, dim=-2)
+
+    def at(self, xbuf: Tensor, hbuf: Tensor, cbuf: Tensor, margin: int, i: int, j: int, e: Tensor | None = None) -> Tensor:
+        r"""The hidden state at (i, j), (B, C); writes h and c there into the buffers.
+
+        Arguments:
+            xbuf: padded input (B, C_in, H + 2m, W + 2m), set up to (i, j).
+            hbuf: padded hidden states (B, C, H + 2m, W + 2m), set on rows < i and up to (i, j - 1).
+            cbuf: cell states (B, C, H + 1, W): row r + 1 holds row r, row 0 zeros.
+        """
+        k = self.state_to_state.kernel_size[0] // 2
+        above = hbuf[..., margin + i - 1, margin + j - k : margin + j + k + 1]  # (B, C, 2k + 1)
+        gates = self.input_to_state.window(xbuf, margin, (i, i + 1), (j, j + 1))[..., 0, 0] + F.conv1d(above, self.state_to_state.weight, self.state_to_state.bias)[..., 0]
+        if self.cond is not None and e is not None:
+            gates = gates + self.cond(e)
+        h, c = _cell(gates, cbuf[..., i, j])
+        hbuf[..., margin + i, margin + j] = h
+        cbuf[..., i + 1, j] = c
+        return h
+
+    def reach(self, r: Tensor) -> Tensor:
+        r"""r: (N, 1, H, W) sources -> (N, 1, H, W): what each hidden state sees."""
+        k = self.state_to_state.kernel_size[0]
+        seen = self.input_to_state.reach(r)
+        h = c = r.new_zeros(r.shape[0], 1, r.shape[-1])
+        rows = []
+        for row in range(r.shape[-2]):
+            gates = torch.maximum(seen[..., row, :], F.max_pool1d(h, k, 1, k // 2))
+            c = torch.maximum(gates, c)
+            h = c  # h = o * tanh(c): the gates and c
+            rows.append(h)
+        return torch.stack(rows, dim=-2)
+
+
+class RowLSTMStack(nn.Module):
+    r"""The PixelRNN body: a type-A masked convolution, then Row LSTM layers with residual connections.
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        channels: C.
+        layers: the number of Row LSTM layers.
+        first_kernel: the size of the type-A kernel.
+        kernel_size: k of the Row LSTMs.
+        embed_dim: the size of a conditioning vector, or None.
+        dropout: dropout on each LSTM's output before the residual sum.
+    """
+
+    def __init__(self, in_channels: int, channels: int = 32, layers: int = 2, first_kernel: int = 7, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
+        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        self.lstms = nn.ModuleList(RowLSTM(channels, channels, kernel_size, embed_dim) for _ in range(layers))
+        self.projections = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+        self.out_channels = channels
+
+    @property
+    def margin(self) -> int:
+        return max([self.first.margin] + [lstm.margin for lstm in self.lstms])
+
+    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W) -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
+        h = self.first(x) + _bias(self.first_cond, e)
+        for lstm, proj in zip(self.lstms, self.projections):
+            h = h + proj(self.drop(lstm(h, e)))
+        return h
+
+    def reach(self, r: Tensor) -> Tensor:
+        r = self.first.reach(r)
+        for lstm in self.lstms:
+            r = torch.maximum(r, lstm.reach(r))
+        return r
+
+    def cache(self, x: Tensor, e: Tensor | None = None) -> "_RowCache":
+        return _RowCache(self, x, e)
+
+
+class _RowCache(RasterCache):
+    def __init__(self, stack: RowLSTMStack, x: Tensor, e: Tensor | None):
+        super().__init__(stack, x, e)
+        b, c, m, height, width = x.shape[0], stack.out_channels, self.m, self.height, self.width
+        n = len(stack.lstms)
+        self.hs = [x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n + 1)]  # layer inputs (+ output)
+        self.states = [x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n)]
+        self.cells = [x.new_zeros(b, c, height + 1, width) for _ in range(n)]
+
+    def at(self, i: int, j: int) -> Tensor:
+        s, m = self.stack, self.m
+        self._put(self.hs[0], i, j, s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + _bias(s.first_cond, self.e))
+        for k, (lstm, proj) in enumerate(zip(s.lstms, s.projections)):
+            h = lstm.at(self.hs[k], self.states[k], self.cells[k], m, i, j, self.e)  # (B, C)
+            self._put(self.hs[k + 1], i, j, self.hs[k][..., m + i : m + i + 1, m + j : m + j + 1] + proj(h[..., None, None]))
+        return self.hs[-1][..., m + i, m + j]
