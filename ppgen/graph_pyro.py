@@ -73,6 +73,7 @@ def _enumerated_trace(model, first_available_dim: int):
     return trace
 
 
+@torch.no_grad()
 def query(bn, targets, evidence: dict | None = None) -> Tensor:
     r"""Exact p(targets | evidence) by variable elimination over the Pyro program's enumerated trace.
 
@@ -116,6 +117,7 @@ def query(bn, targets, evidence: dict | None = None) -> Tensor:
     return (log_joint - log_z).exp()
 
 
+@torch.no_grad()
 def sample(bn, n: int, evidence: dict | None = None) -> Tensor:
     r"""n samples (n, num variables), long: ancestral sampling, with the evidence's ancestors drawn
     from their exact posterior by ``infer_discrete`` (forward filtering, backward sampling)."""
@@ -129,12 +131,11 @@ def sample(bn, n: int, evidence: dict | None = None) -> Tensor:
         model = config_enumerate(functools.partial(program, bn, n=n, evidence=ev, only=keep), default="parallel")
         values = {v: t.expand(n) for v, t in infer_discrete(model, first_available_dim=-2, temperature=1)().items()}
     out = torch.zeros(n, len(bn.variables), dtype=torch.long, device=bn._anchor.device)
-    with torch.no_grad():
-        for i, v in enumerate(bn.variables):
-            if v not in values:
-                logits = bn.table_logits(v, [values[u] for u in bn.parents(v)])
-                values[v] = dist.Categorical(logits=logits.expand(n, bn.cards[v])).sample()
-            out[:, i] = values[v]
+    for i, v in enumerate(bn.variables):
+        if v not in values:
+            logits = bn.table_logits(v, [values[u] for u in bn.parents(v)])
+            values[v] = dist.Categorical(logits=logits.expand(n, bn.cards[v])).sample()
+        out[:, i] = values[v]
     return out
 
 
