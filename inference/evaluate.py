@@ -6,7 +6,7 @@ import time
 import torch
 
 from ppgen.data import Dataset
-from ppgen.metrics import bits_per_dim, mode_coverage
+from ppgen.metrics import bits_per_dim, image_sample_quality, mode_coverage
 
 __all__ = ["evaluate", "test_log_prob", "time_sampling"]
 
@@ -38,7 +38,7 @@ def time_sampling(model, n: int) -> tuple[torch.Tensor, float]:
     return x, (time.perf_counter() - start) * 1000 / n
 
 
-def evaluate(model, data: Dataset, num_samples: int = 1000, n_mode_samples: int = 2500) -> dict:
+def evaluate(model, data: Dataset, num_samples: int = 1000, n_mode_samples: int = 2500, n_image_samples: int = 500) -> dict:
     r"""The test metrics of DESIGN.md: NLL (nats, bits/dim, kind), sampling speed and, on 2-D sets,
     mode coverage and the KL gap to the true entropy.
 
@@ -47,6 +47,8 @@ def evaluate(model, data: Dataset, num_samples: int = 1000, n_mode_samples: int 
         data: the test split.
         num_samples: K of the importance-sampled estimate for lower-bound models.
         n_mode_samples: samples drawn for the mode-coverage protocol (2,500 in VEEGAN/PacGAN).
+        n_image_samples: samples drawn for the image sample-quality metrics (FD-digits, precision,
+            recall, MMD against the test set); 0 skips them.
     """
     lp, kind = test_log_prob(model, data, num_samples=num_samples)
     nll = None if lp is None else float(-lp.mean())
@@ -71,4 +73,7 @@ def evaluate(model, data: Dataset, num_samples: int = 1000, n_mode_samples: int 
             more = model.sample(n_mode_samples - n_timed) if n_mode_samples > n_timed else samples[:0]
             all_samples = torch.cat([samples, more])[:n_mode_samples]
             metrics.update(mode_coverage(all_samples, data.truth.means, data.truth.std))
+    if data.spec.is_image and n_image_samples:
+        more = model.sample(n_image_samples - n_timed) if n_image_samples > n_timed else samples[:0]
+        metrics.update(image_sample_quality(torch.cat([samples, more])[:n_image_samples], data, root=data.root))
     return metrics

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from ppgen.base import get, model_names, supports
 from ppgen.data import Dataset
 from ppgen.job import run_job
-from ppgen.plots.core import image_grid, nll_bars, scatter_over_density
+from ppgen.plots.core import draw_samples, nll_bars
 from ppgen.runs import write_json
 
 __all__ = ["compare", "applicable_models", "write_report", "QUICK_BUDGET_SECONDS", "QUICK_NUM_SAMPLES"]
@@ -32,6 +32,9 @@ COLUMNS = [
     ("test_kl_gap_nats", "KL gap (nats)", "{:.3f}"),
     ("modes_covered", "modes", "{}"),
     ("hq_fraction", "HQ", "{:.1%}"),
+    ("fd_digits", "FD-digits", "{:.2f}"),
+    ("precision", "precision", "{:.2f}"),
+    ("recall", "recall", "{:.2f}"),
     ("train_seconds", "train s", "{:.1f}"),
     ("sample_seconds_per_1000", "sample s/1000", "{:.3f}"),
 ]
@@ -105,17 +108,15 @@ def write_report(out: Path, data: Dataset, rows: list[dict], samples: dict, budg
     (out / "report.md").write_text("\n".join(lines))
     write_json(out / "report.json", {"data": data.name, "kind": data.kind, "budget_seconds": budget, "quick": quick, "rows": rows})
 
-    levels = data.spec.num_categories if data.spec.base_kind == "categorical" else None
     cols = min(4, max(1, len(samples)))
     nrows = math.ceil(len(samples) / cols) if samples else 1
     fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, (name, x) in zip(axes.flat, samples.items()):
-        draw = image_grid if x.ndim == 4 else scatter_over_density
-        draw(ax, x, levels=levels, title=name) if x.ndim == 4 else draw(ax, x, data, title=name)
+        draw_samples(ax, x, data, title=name)
         single, sax = plt.subplots(figsize=(4, 4))
-        draw(sax, x, levels=levels, title=name) if x.ndim == 4 else draw(sax, x, data, title=name)
+        draw_samples(sax, x, data, title=name)
         single.savefig(out / f"samples_{name}.png", dpi=100, bbox_inches="tight")
         plt.close(single)
     fig.savefig(out / "samples.png", dpi=100, bbox_inches="tight")

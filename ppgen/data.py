@@ -85,6 +85,7 @@ class Dataset:
     truth: object = None
     grey: Tensor | None = field(default=None, repr=False)
     num_classes: int | None = None
+    root: str | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -115,7 +116,7 @@ class Dataset:
         r"""The first n examples, e.g. for a quick run."""
         grey = None if self.grey is None else self.grey[:n]
         y = None if self.y is None else self.y[:n]
-        return Dataset(self.x[:n], y, self.kind, self.name, self.truth, grey, self.num_classes)
+        return Dataset(self.x[:n], y, self.kind, self.name, self.truth, grey, self.num_classes, self.root)
 
 
 def binarize(grey: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -170,12 +171,12 @@ def _mnist(name: str, split: str, root) -> Dataset:
     x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)  # (N, 1, 28, 28), levels 0..255
     y = torch.as_tensor(labels, dtype=torch.long)
     if name == "mnist-gray":
-        return Dataset(x, y, "categorical:256", name, num_classes=10)
+        return Dataset(x, y, "categorical:256", name, num_classes=10, root=root)
     grey = x / 255.0
     if split == "test":  # binarized once, with a fixed seed, so that every model sees the same test set
-        return Dataset(binarize(grey, torch.Generator().manual_seed(0)), y, "binary", name, num_classes=10)
+        return Dataset(binarize(grey, torch.Generator().manual_seed(0)), y, "binary", name, num_classes=10, root=root)
     first = binarize(grey, torch.Generator().manual_seed(1))
-    return Dataset(first, y, "binary", name, grey=grey, num_classes=10)
+    return Dataset(first, y, "binary", name, grey=grey, num_classes=10, root=root)
 
 
 LOADERS = {

@@ -96,7 +96,7 @@ def sample_moons(n: int, rng: np.random.Generator, noise: float = 0.05) -> Tenso
     from sklearn.datasets import make_moons
 
     x, _ = make_moons(n, noise=noise, random_state=int(rng.integers(2**31)))
-    x = (x - np.array([0.5, 0.25])) * 2.0
+    x = (x - np.array([0.5, 0.25])) * 1.4
     return torch.as_tensor(x, dtype=torch.float32)
 
 

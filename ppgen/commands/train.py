@@ -5,11 +5,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from ppgen import runs
-from ppgen.base import get
+from ppgen.base import create, get
 from ppgen.commands.options import add_data_arguments, add_run_arguments, load_split, parse_config
 from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.job import resolve_device, run_job
 from ppgen.plots import sample_figure
+from ppgen.seed import seed_everything
 
 HELP = "train a model, evaluate it on the test split and write a run directory"
 
@@ -58,6 +59,9 @@ def run(args) -> int:
         trainer = payload["trainer"]
         start_epoch, objective_state, log = trainer.get("epoch", 0), trainer.get("objective"), trainer.get("log", [])
         config = model.config
+    else:  # built before anything is written, so that a bad --config leaves no run directory behind
+        seed_everything(args.seed)
+        model = create(args.model, train, **config)
 
     fit_options = {k: v for k, v in {"epochs": args.epochs, "steps": args.steps, "budget_seconds": args.budget_seconds, "batch_size": args.batch_size, "lr": args.lr}.items() if v is not None}
     fit_options.update(start_epoch=start_epoch, objective_state=objective_state)

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-__all__ = ["image_grid", "scatter_over_density", "sample_figure", "nll_bars", "training_curve"]
+__all__ = ["image_grid", "scatter_over_density", "vector_rows", "draw_samples", "sample_figure", "nll_bars", "training_curve"]
 
 
 def image_grid(ax, images: torch.Tensor, nrow: int | None = None, levels: int | None = None, title: str | None = None):
@@ -65,13 +65,30 @@ def scatter_over_density(ax, samples: torch.Tensor, data=None, title: str | None
     return ax
 
 
-def sample_figure(samples: torch.Tensor, data, title: str | None = None):
-    r"""One figure of a model's samples: an image grid or a 2-D scatter over the true density."""
-    fig, ax = plt.subplots(figsize=(4, 4))
+def vector_rows(ax, samples: torch.Tensor, title: str | None = None):
+    r"""Vectors (N, D) with D != 2, one row each, as a heat map."""
+    ax.imshow(samples.detach().float().cpu().numpy()[:64], aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_xlabel("dimension")
+    ax.set_ylabel("sample")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def draw_samples(ax, samples: torch.Tensor, data, title: str | None = None):
+    r"""Samples as the data calls for: an image grid, a 2-D scatter over the true density, or rows."""
     if samples.ndim == 4:
-        image_grid(ax, samples[:64], levels=data.spec.num_categories if data.spec.base_kind == "categorical" else None, title=title)
-    else:
-        scatter_over_density(ax, samples, data, title=title)
+        levels = data.spec.num_categories if data.spec.base_kind == "categorical" else None
+        return image_grid(ax, samples[:64], levels=levels, title=title)
+    if samples.ndim == 2 and samples.shape[1] == 2:
+        return scatter_over_density(ax, samples, data, title=title)
+    return vector_rows(ax, samples.reshape(len(samples), -1), title=title)
+
+
+def sample_figure(samples: torch.Tensor, data, title: str | None = None):
+    r"""One figure of a model's samples (see :func:`draw_samples`)."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    draw_samples(ax, samples, data, title)
     return fig
 
 

@@ -1,0 +1,158 @@
+"""The `ppgen` command: run directories, reproducibility, and one clear line with exit 2 for bad input."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ppgen.cli import main
+
+METRIC_KEYS = {"model", "data", "density", "n_params", "train_seconds", "test_nll_nats", "test_nll_kind", "test_bpd", "sample_seconds_per_1000", "device", "seed"}
+
+
+def ppgen(*args):
+    return main([str(a) for a in args])
+
+
+def one_error_line(capsys, *fragments):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for fragment in fragments:
+        assert fragment in err[0], err[0]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "ind"
+    assert ppgen("train", "independent", "--data", "digits", "--out", run, "--quiet") == 0
+    return run
+
+
+def test_train_writes_the_run_directory(trained_run):
+    for name in ("config.json", "model.pt", "metrics.json", "train_log.csv", "samples.png"):
+        assert (trained_run / name).is_file(), name
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["test_nll_kind"] == "exact" and metrics["test_nll_nats"] <= 25.3
+    payload = torch.load(trained_run / "model.pt", weights_only=True)
+    assert payload["format_version"] == 1 and payload["model"] == "independent"
+
+
+def test_eval_and_sample(trained_run, tmp_path, capsys):
+    assert ppgen("eval", trained_run) == 0
+    assert "test_nll_nats" in capsys.readouterr().out
+    assert ppgen("sample", trained_run, "-n", 10, "--out", tmp_path / "s.pt") == 0
+    assert torch.load(tmp_path / "s.pt").shape == (10, 1, 8, 8)
+    assert ppgen("sample", trained_run, "-n", 16, "--out", tmp_path / "s.png") == 0
+    assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    numbers = []
+    for name in ("a", "b"):
+        assert ppgen("train", "mixture", "--data", "rings8", "--epochs", 2, "--seed", 3, "--out", tmp_path / name, "--quiet", "--config", "components=4") == 0
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        numbers.append({k: v for k, v in m.items() if "seconds" not in k})
+    assert numbers[0] == numbers[1]
+
+
+def test_existing_run_dir_is_not_overwritten(trained_run, capsys):
+    before = {p.name: p.read_bytes() for p in trained_run.iterdir()}
+    assert ppgen("train", "independent", "--data", "digits", "--out", trained_run) == 2
+    one_error_line(capsys, "already exists", "--force")
+    assert before == {p.name: p.read_bytes() for p in trained_run.iterdir()}
+
+
+def test_force_overwrites(tmp_path):
+    run = tmp_path / "r"
+    assert ppgen("train", "independent", "--data", "digits", "--out", run, "--quiet") == 0
+    assert ppgen("train", "independent", "--data", "digits-gray", "--out", run, "--quiet", "--force") == 0
+    assert json.loads((run / "metrics.json").read_text())["data"] == "digits-gray"
+
+
+def test_resume_continues_a_run(tmp_path):
+    run = tmp_path / "r"
+    common = ("--data", "rings8", "--out", run, "--quiet", "--config", "components=4")
+    assert ppgen("train", "mixture", *common, "--epochs", 2) == 0
+    assert ppgen("train", "mixture", *common, "--epochs", 4, "--resume") == 0
+    assert len((run / "train_log.csv").read_text().strip().splitlines()) == 1 + 4
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (("train", "nade3", "--data", "digits", "--out", "{tmp}/x"), ("unknown model 'nade3'", "independent")),
+        (("train", "independent", "--data", "digitz", "--out", "{tmp}/x"), ("unknown data set 'digitz'", "rings8")),
+        (("train", "independent", "--data", "mnist", "--data-root", "{tmp}/none", "--out", "{tmp}/x"), ("put the four IDX files in",)),
+        (("train", "independent", "--data", "digits", "--epochs", "0", "--out", "{tmp}/x"), ("--epochs must be a positive",)),
+        (("train", "independent", "--data", "digits", "--device", "cuda", "--out", "{tmp}/x"), ("CUDA is not available",)),
+        (("train", "mixture", "--data", "digits", "--config", "colours=3", "--out", "{tmp}/x"), ("bad config for mixture",)),
+        (("eval", "{tmp}/no-run"), ("not found",)),
+        (("compare", "--data", "rings8", "--models", "nope", "--out", "{tmp}/x"), ("unknown model 'nope'",)),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, fragments, tmp_path, capsys, monkeypatch):
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ppgen(*[a.format(tmp=tmp_path) for a in args]) == 2
+    one_error_line(capsys, *fragments)
+    assert not (tmp_path / "x").exists()
+
+
+def test_nan_in_a_data_file_exits_2(tmp_path, capsys):
+    x = np.zeros((20, 3), dtype=np.float32)
+    x[4, 2] = np.nan
+    np.save(tmp_path / "own.npy", x)
+    assert ppgen("train", "independent", "--data", tmp_path / "own.npy", "--out", tmp_path / "x") == 2
+    one_error_line(capsys, "NaN")
+    assert not (tmp_path / "x").exists()
+
+
+def test_own_data_file_trains(tmp_path):
+    np.save(tmp_path / "own.npy", np.random.default_rng(0).integers(0, 2, (100, 4)))
+    assert ppgen("train", "mixture", "--data", tmp_path / "own.npy", "--epochs", 2, "--out", tmp_path / "r", "--quiet") == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["test_nll_kind"] == "exact"
+
+
+def test_corrupt_checkpoint_exits_2(trained_run, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run, broken)
+    data = (broken / "model.pt").read_bytes()
+    (broken / "model.pt").write_bytes(data[: len(data) // 2])
+    assert ppgen("eval", broken) == 2
+    one_error_line(capsys, "corrupt")
+
+
+def test_sample_refuses_bad_or_existing_outputs(trained_run, tmp_path, capsys):
+    assert ppgen("sample", trained_run, "--out", tmp_path / "s.jpg") == 2
+    one_error_line(capsys, ".pt or .png")
+    (tmp_path / "s.pt").write_bytes(b"keep")
+    assert ppgen("sample", trained_run, "--out", tmp_path / "s.pt") == 2
+    one_error_line(capsys, "already exists")
+    assert (tmp_path / "s.pt").read_bytes() == b"keep"
+
+
+def test_compare_writes_report_and_figures(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert ppgen("compare", "--data", "rings8", "--models", "independent,mixture", "--quick", "--out", out, "--quiet") == 0
+    assert "mixture" in capsys.readouterr().out
+    for name in ("report.md", "report.json", "samples.png", "nll.png", "samples_mixture.png"):
+        assert (out / name).is_file(), name
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["independent", "mixture"]
+    assert all("error" not in r and r["modes_total"] == 8 for r in rows)
+    assert rows[1]["test_nll_nats"] < rows[0]["test_nll_nats"]
+    assert "| mixture |" in (out / "report.md").read_text()
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("ppgen", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert exe is not None
+    done = subprocess.run([exe, "list"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "independent" in done.stdout
