@@ -5,6 +5,10 @@ table (CPT) per variable. Its structure answers the questions of the lecture not
 which variables are independent given which) and compiles to a Pyro program (``ppgen.graph_pyro``) and
 a NumPyro one (``ppgen.graph_numpyro``) for exact likelihoods, samples, fitting and queries.
 
+References:
+    Pearl, Probabilistic Reasoning in Intelligent Systems (1988), ch. 3 (d-separation).
+    Koller and Friedman, Probabilistic Graphical Models (2009), ch. 3 (Bayes nets, I-maps).
+
 Example:
     >>> from ppgen.graph import BayesNet
     >>> BayesNet.independent(784).num_parameters(), BayesNet.markov(784).num_parameters()
@@ -26,7 +30,7 @@ from torch import Tensor, nn
 
 from ppgen import graph_pyro
 from ppgen.errors import PPGenError
-from ppgen.graph_cpt import DenseCPTs, SparseCPT
+from ppgen.graph_cpt import DenseCPTs, build_tables
 
 __all__ = ["BayesNet", "Independence", "variable_names"]
 
@@ -105,26 +109,9 @@ class BayesNet(nn.Module):
         self.cards = {v: cards[v] for v in self.variables}
         self._parents = {v: tuple(sorted(g.predecessors(v), key=self.column.__getitem__)) for v in self.variables}
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
-        self.tables = nn.ModuleList()
-        self._where: dict[str, tuple[int, int]] = {}
+        self.tables, self._where = nn.ModuleList(), {}  # the CPTs; variable -> (table, slot)
         if tables and all(c is not None for c in self.cards.values()):
-            self._build_tables(max_table)
-
-    def _build_tables(self, max_table: int) -> None:
-        groups: dict[tuple, list[str]] = {}
-        for v in self.variables:
-            parent_cards = tuple(self.cards[u] for u in self._parents[v])
-            if math.prod(parent_cards) * self.cards[v] <= max_table:
-                groups.setdefault((parent_cards, self.cards[v]), []).append(v)
-            else:
-                self._where[v] = (len(self.tables), 0)
-                self.tables.append(SparseCPT(self.column[v], [self.column[u] for u in self._parents[v]], self.cards[v]))
-        for (parent_cards, card), members in groups.items():
-            for slot, v in enumerate(members):
-                self._where[v] = (len(self.tables), slot)
-            cols = [self.column[v] for v in members]
-            parents = [[self.column[u] for u in self._parents[v]] for v in members]
-            self.tables.append(DenseCPTs(cols, parents, parent_cards, card))
+            self.tables, self._where = build_tables(self.variables, self._parents, self.cards, max_table)
 
     # --- constructors ------------------------------------------------------------------------------
     @classmethod

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["DenseCPTs", "SparseCPT", "SparseCounts", "strides", "row_index"]
+__all__ = ["DenseCPTs", "SparseCPT", "SparseCounts", "build_tables", "strides", "row_index"]
 
 
 def strides(cards) -> list[int]:
@@ -175,3 +175,32 @@ class SparseCPT(nn.Module):
     def set_counts(self, counts: SparseCounts, smoothing: float) -> None:
         self.keys, self.table = counts.keys.clone(), counts.counts.clone()
         self.smoothing.fill_(smoothing)
+
+
+def build_tables(variables: list, parents: dict, cards: dict, max_table: int) -> tuple[nn.ModuleList, dict]:
+    r"""The CPTs of a net: dense tables grouped by shape, sparse ones for tables over ``max_table`` entries.
+
+    Arguments:
+        variables: the names in column order (topological).
+        parents: {name: parent names in column order}.
+        cards: {name: cardinality}.
+        max_table: the largest dense table, in entries.
+
+    Returns:
+        the tables, and {name: (index of its table, its slot in that table)}.
+    """
+    column = {v: i for i, v in enumerate(variables)}
+    tables, where, groups = nn.ModuleList(), {}, {}
+    for v in variables:
+        parent_cards = tuple(cards[u] for u in parents[v])
+        if math.prod(parent_cards) * cards[v] <= max_table:
+            groups.setdefault((parent_cards, cards[v]), []).append(v)
+        else:
+            where[v] = (len(tables), 0)
+            tables.append(SparseCPT(column[v], [column[u] for u in parents[v]], cards[v]))
+    for (parent_cards, card), members in groups.items():
+        for slot, v in enumerate(members):
+            where[v] = (len(tables), slot)
+        cols = [column[v] for v in members]
+        tables.append(DenseCPTs(cols, [[column[u] for u in parents[v]] for v in members], parent_cards, card))
+    return tables, where
