@@ -25,7 +25,7 @@ def image_grid(ax, images: torch.Tensor, nrow: int | None = None, levels: int | 
     n, h, w = x.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
-    canvas = np.ones((ncol * (h + 1) + 1, nrow * (w + 1) + 1))
+    canvas = np.full((ncol * (h + 1) + 1, nrow * (w + 1) + 1), 0.25)  # light grey borders
     for i in range(n):
         r, c = divmod(i, nrow)
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[i].numpy()
