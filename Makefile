@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-all install clean
 
+# torch first: a torch the user's Python already has is kept (the venv then sees the system packages);
+# otherwise the pinned CPU wheel torch==2.13.0 (an unpinned torch pulls several GB of CUDA packages).
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || { if $(PYTHON) -c "import torch" 2>/dev/null; then $(PYTHON) -m venv --system-site-packages $(VENV); else $(PYTHON) -m venv $(VENV); fi; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	# A torch that is already installed is kept; otherwise the pinned CPU wheel (an unpinned torch pulls GBs of CUDA).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
@@ -17,15 +18,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ppgen compare --data digits --quick --out runs/demo-digits
-	$(BIN)/ppgen compare --data rings8 --quick --out runs/demo-rings8 --force
+	$(BIN)/ppgen compare --data digits --quick --out runs/demo-digits --force --quiet
+	$(BIN)/ppgen compare --data rings8 --quick --out runs/demo-rings8 --force --quiet
 	@echo "Reports: runs/demo-digits/report.md and runs/demo-rings8/report.md"
 
+# One pytest worker per core (pytest-xdist); each worker runs torch on one thread.
+WORKERS ?= auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(WORKERS) --durations=15
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(WORKERS) -m "slow or not slow" --durations=30
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

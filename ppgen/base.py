@@ -135,8 +135,9 @@ def _load_models() -> None:
 
 
 def model_names() -> list[str]:
+    r"""The registered names, grouped by family in the order of ``FAMILIES`` (graphical first)."""
     _load_models()
-    return list(REGISTRY)
+    return sorted(REGISTRY, key=lambda name: FAMILIES.index(REGISTRY[name].family))
 
 
 def get(name: str) -> type:
@@ -153,6 +154,8 @@ def supports(cls: type, spec: DataSpec) -> str | None:
         return f"{cls.name} models {'/'.join(cls.kinds)} data, not {spec.kind}"
     if cls.images_only and not spec.is_image:
         return f"{cls.name} needs images (C, H, W), not event shape {spec.event_shape}"
+    if cls.conditional and not spec.num_classes:
+        return f"{cls.name} models p(x | y) and needs labelled data"
     return None
 
 

@@ -8,6 +8,8 @@ import torch
 
 matplotlib.use("Agg")
 os.environ.setdefault("PPGEN_NO_DOWNLOAD", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: `make test` runs one worker per core
+    torch.set_num_threads(1)
 
 from ppgen.seed import seed_everything  # noqa: E402
 
