@@ -16,3 +16,4 @@ from ppgen.models import gan  # noqa: F401
 from ppgen.models import pixelcnn  # noqa: F401
 from ppgen.models import pixelrnn  # noqa: F401
 from ppgen.models import diffusion  # noqa: F401
+from ppgen.models import vae  # noqa: F401

@@ -1,0 +1,322 @@
+"""Variational autoencoders: a latent Gaussian z, a decoder p(x | z) of the data kind, an amortized guide q(z | x).
+
+One base class, :class:`VAE`, holds the Pyro model and guide; the variants change one thing each:
+:class:`IWAE` the training bound (K-sample importance weighted), :class:`CVAE` the conditioning on a
+label y, :class:`IAFVAE` the guide (refined by inverse autoregressive flows). ``log_prob`` is the ELBO
+(a lower bound), ``estimate_log_prob`` the IWAE-K estimate of log p(x) (``ppgen.inference.importance``).
+
+References:
+    | Auto-Encoding Variational Bayes (Kingma & Welling, 2013) https://arxiv.org/abs/1312.6114
+    | Importance Weighted Autoencoders (Burda et al., 2015) https://arxiv.org/abs/1509.00519
+    | Learning Structured Output Representation using Deep Conditional Generative Models (Sohn et al., 2015)
+    | Improving Variational Inference with Inverse Autoregressive Flow (Kingma et al., 2016) https://arxiv.org/abs/1606.04934
+"""
+
+import math
+
+import networkx as nx
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions.transforms import Permute, conditional_affine_autoregressive
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from torch import Tensor, nn
+
+from ppgen.base import GenerativeModel, register
+from ppgen.errors import PPGenError
+from ppgen.inference.importance import ImportanceWeightedELBO, elbo_estimate, log_marginal
+from ppgen.likelihoods import factorized, factorized_params_shape
+from ppgen.models.independent import dimension_names
+from ppgen.nn.mlp import mlp
+
+__all__ = ["VAE", "IWAE", "CVAE", "IAFVAE"]
+
+SCALES = ("conditional", "diagonal", "isotropic")
+MIN_LOG_SCALE = -9.0
+
+
+@register
+class VAE(GenerativeModel):
+    r"""p(x) = int N(z; 0, I) p(x | z) dz with a neural decoder, fit by the ELBO with a Normal guide.
+
+    Model: z ~ N(0, I_L); x | z ~ a product of Bernoulli (binary), categorical (categorical:K) or Normal
+    (continuous) factors whose parameters the decoder outputs. Guide: q(z | x) = N(mu(x), diag sigma(x)^2),
+    reparameterized. Training minimises ``elbo().differentiable_loss`` (analytic KL with
+    ``TraceMeanField_ELBO`` or the Monte Carlo ``Trace_ELBO``).
+
+    Arguments:
+        spec: the data spec.
+        latent_dim: L, the dimension of z.
+        hidden: the encoder's hidden widths (the decoder uses them reversed); () gives linear maps, so
+            that with ``decoder_scale="isotropic"`` on continuous data the model is probabilistic PCA.
+        analytic_kl: KL(q || p) in closed form (``TraceMeanField_ELBO``) instead of sampled (``Trace_ELBO``).
+        decoder_scale: for continuous data, the Normal scale is output by the decoder ("conditional"),
+            one parameter per dimension ("diagonal") or one shared parameter ("isotropic").
+        elbo_samples: the draws averaged by :meth:`log_prob`.
+
+    Example:
+        >>> import ppgen, torch
+        >>> m = ppgen.create("vae", ppgen.data.DataSpec("binary", (1, 3, 3)), latent_dim=2, hidden=(8,))
+        >>> m.log_prob(torch.ones(4, 1, 3, 3)).shape
+        torch.Size([4])
+    """
+
+    name = "vae"
+    family = "latent-variable"
+    density = "lower-bound"
+    fit_defaults = {"epochs": 400, "batch_size": 128, "lr": 1e-3}
+    latent_site = "z"
+
+    def __init__(
+        self,
+        spec,
+        latent_dim: int = 16,
+        hidden: tuple = (200, 200),
+        analytic_kl: bool = True,
+        decoder_scale: str = "conditional",
+        elbo_samples: int = 16,
+    ):
+        super().__init__(spec)
+        if latent_dim < 1 or any(h < 1 for h in hidden):
+            raise PPGenError(f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}")
+        if decoder_scale not in SCALES:
+            raise PPGenError(f"{self.name}: decoder_scale must be one of {', '.join(SCALES)}, got {decoder_scale!r}")
+        self.latent_dim, self.hidden = latent_dim, tuple(hidden)
+        self.analytic_kl, self.elbo_samples = analytic_kl, elbo_samples
+        self.params_shape = factorized_params_shape(spec)
+        self.shared_scale = spec.kind == "continuous" and decoder_scale != "conditional"
+        context = self.context_dim()
+        self.features = mlp(spec.dim + context, self.hidden)  # (B, H): also the IAF's context
+        self.feature_dim = self.hidden[-1] if self.hidden else spec.dim + context
+        self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim)
+        out = spec.dim if self.shared_scale else math.prod(self.params_shape)
+        self.decoder = mlp(latent_dim + context, tuple(reversed(self.hidden)), out)
+        if self.shared_scale:
+            self.log_scale = nn.Parameter(torch.zeros(spec.dim if decoder_scale == "diagonal" else 1))
+        self.register_buffer("prior_loc", torch.zeros(latent_dim))
+        self.register_buffer("prior_scale", torch.ones(latent_dim))
+
+    # --- conditioning (CVAE overrides) ---------------------------------------------------------------
+    def context_dim(self) -> int:
+        return 0
+
+    def context(self, y: Tensor | None, batch_shape: torch.Size) -> Tensor | None:
+        r"""The features of the label that the networks see, (*batch_shape, C), or None."""
+        return None
+
+    def _with_context(self, h: Tensor, y: Tensor | None) -> Tensor:
+        c = self.context(y, h.shape[:-1])
+        return h if c is None else torch.cat([h, c], dim=-1)
+
+    # --- networks -------------------------------------------------------------------------------------
+    def encoder_input(self, x: Tensor) -> Tensor:
+        r"""x (B, *event_shape) -> (B, D): binary and categorical levels mapped to [-1, 1]."""
+        flat = x.reshape(x.shape[0], -1)
+        k = self.spec.num_categories
+        return flat if not k else 2 * flat / (k - 1) - 1
+
+    def posterior_params(self, x: Tensor, y: Tensor | None = None) -> dict:
+        r"""The guide's local parameters for each example: ``loc``, ``scale`` (B, L) and ``features`` (B, H)."""
+        h = self.features(self._with_context(self.encoder_input(x), y))
+        loc, pre_scale = self.to_posterior(h).chunk(2, dim=-1)
+        return {"loc": loc, "scale": nn.functional.softplus(pre_scale) + 1e-5, "features": h}
+
+    def posterior_from_params(self, params: dict) -> dist.TorchDistribution:
+        r"""q(z | x) from its local parameters: batch (B,), event (L,)."""
+        return dist.Normal(params["loc"], params["scale"]).to_event(1)
+
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> dist.TorchDistribution:
+        r"""The amortized guide q(z | x) as a distribution with batch (B,) and event (L,)."""
+        return self.posterior_from_params(self.posterior_params(x, y))
+
+    def prior(self) -> dist.TorchDistribution:
+        return dist.Normal(self.prior_loc, self.prior_scale).to_event(1)
+
+    def decoder_params(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""z (*batch, L) -> the factorized likelihood's parameters (*batch, *factorized_params_shape)."""
+        out = self.decoder(self._with_context(z, y))
+        batch = z.shape[:-1]
+        if not self.shared_scale:
+            params = out.reshape(*batch, *self.params_shape)
+            if self.spec.kind == "continuous":
+                n = len(self.spec.event_shape)
+                loc, log_scale = params.unbind(-n - 1)
+                params = torch.stack([loc, log_scale.clamp_min(MIN_LOG_SCALE)], dim=-n - 1)
+            return params
+        loc = out.reshape(*batch, *self.spec.event_shape)
+        log_scale = self.log_scale.clamp_min(MIN_LOG_SCALE).reshape(self.spec.event_shape if self.log_scale.numel() > 1 else ()).expand_as(loc)
+        return torch.stack([loc, log_scale], dim=-len(self.spec.event_shape) - 1)
+
+    def likelihood(self, z: Tensor, y: Tensor | None = None) -> dist.TorchDistribution:
+        r"""p(x | z) with batch shape z.shape[:-1] and event shape ``spec.event_shape``."""
+        return factorized(self.spec, self.decoder_params(z, y))
+
+    # --- the Pyro program -----------------------------------------------------------------------------
+    def model(self, x=None, y=None):
+        n = x.shape[0] if x is not None else (y.shape[0] if y is not None else 1)
+        with pyro.plate("data", n):
+            z = pyro.sample("z", self.prior())
+            return pyro.sample("x", self.likelihood(z, y), obs=x)
+
+    def guide(self, x=None, y=None):
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", self.posterior(x, y))
+
+    def elbo(self) -> pyro.infer.ELBO:
+        return TraceMeanField_ELBO(max_plate_nesting=1) if self.analytic_kl else Trace_ELBO(max_plate_nesting=1)
+
+    # --- densities, samples, latent space -------------------------------------------------------------
+    def check_labels(self, x: Tensor, y: Tensor | None) -> Tensor | None:
+        return y
+
+    def log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None) -> Tensor:
+        r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``) draws: <= log p(x)."""
+        x = self.check_input(x)
+        y = self.check_labels(x, y)
+        return elbo_estimate(self.model, self.guide, x, y, num_samples=num_samples or self.elbo_samples)
+
+    @torch.no_grad()
+    def estimate_log_prob(self, x: Tensor, num_samples: int = 1000, y: Tensor | None = None) -> Tensor:
+        r"""The IWAE-K estimate of log p(x), (B,) nats, with K = ``num_samples`` guide draws (batched)."""
+        x = self.check_input(x)
+        y = self.check_labels(x, y)
+        return log_marginal(self.model, self.guide, x, y, num_samples=num_samples)
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Tensor | None = None) -> Tensor:
+        z = self.prior().sample((n,))
+        return self.likelihood(z, self.sample_labels(n, y)).sample()
+
+    def sample_labels(self, n: int, y: Tensor | None) -> Tensor | None:
+        return y
+
+    @torch.no_grad()
+    def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""The guide's mean E_q[z | x], (B, L)."""
+        return self.posterior_params(self.check_input(x), self.check_labels(x, y))["loc"]
+
+    @torch.no_grad()
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or Normal locations."""
+        params = self.decoder_params(z, y)
+        if self.spec.kind == "binary":
+            return torch.sigmoid(params)
+        if self.spec.base_kind == "categorical":
+            levels = torch.arange(self.spec.num_categories, dtype=params.dtype, device=params.device)
+            return params.softmax(-1) @ levels
+        return params.unbind(-len(self.spec.event_shape) - 1)[0]
+
+    def graph(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        g.add_node("z")
+        g.add_edges_from(("z", v) for v in dimension_names(self.spec))
+        return g
+
+
+@register
+class IWAE(VAE):
+    r"""The VAE trained on the K-sample importance-weighted bound (Renyi alpha = 0), tighter than the ELBO.
+
+    Arguments:
+        particles: K, the importance samples per example in the training bound.
+        config: the :class:`VAE` arguments.
+    """
+
+    name = "iwae"
+    fit_defaults = {"epochs": 400, "batch_size": 128, "lr": 1e-3}
+
+    def __init__(self, spec, particles: int = 10, **config):
+        super().__init__(spec, **config)
+        if particles < 1:
+            raise PPGenError(f"{self.name}: particles must be a positive integer, got {particles}")
+        self.particles = particles
+
+    def elbo(self) -> pyro.infer.ELBO:
+        return ImportanceWeightedELBO(alpha=0.0, num_particles=self.particles, max_plate_nesting=1)
+
+
+@register
+class CVAE(VAE):
+    r"""p(x | y) = int N(z; 0, I) p(x | z, y) dz with q(z | x, y): the label is an input of both networks.
+
+    ``sample(n)`` without labels draws them uniformly over the classes.
+    """
+
+    name = "cvae"
+    conditional = True
+
+    def __init__(self, spec, **config):
+        if not spec.num_classes:
+            raise PPGenError("cvae models p(x | y) and needs labelled data (a data set with num_classes)")
+        super().__init__(spec, **config)
+
+    def context_dim(self) -> int:
+        return self.spec.num_classes
+
+    def context(self, y, batch_shape):
+        if y is None:
+            raise PPGenError("cvae needs labels y, (B,) integers in [0, num_classes)")
+        onehot = nn.functional.one_hot(y.long(), self.spec.num_classes).to(self.prior_loc.dtype)  # (B, C)
+        return onehot.expand(*batch_shape, onehot.shape[-1])
+
+    def check_labels(self, x, y):
+        c = self.spec.num_classes
+        if y is None or y.shape != x.shape[:1] or ((y < 0) | (y >= c)).any():
+            got = None if y is None else tuple(y.shape)
+            raise PPGenError(f"cvae needs labels y of shape ({x.shape[0]},) with integers in [0, {c}); got {got}")
+        return y
+
+    def sample_labels(self, n, y):
+        if y is None:
+            return torch.randint(self.spec.num_classes, (n,), device=self.prior_loc.device)
+        if y.shape != (n,):
+            raise PPGenError(f"cvae.sample: expected y of shape ({n},), got {tuple(y.shape)}")
+        return y
+
+    def graph(self):
+        g = super().graph()
+        g.add_edges_from(("y", v) for v in dimension_names(self.spec))
+        return g
+
+
+@register
+class IAFVAE(VAE):
+    r"""The VAE whose guide is N(mu(x), sigma(x)^2) pushed through inverse autoregressive flows.
+
+    Each flow step is Pyro's conditional affine autoregressive transform (the stable, gated form of
+    Kingma et al.), conditioned on the encoder's features h(x); the order of z is reversed between steps.
+    The KL has no closed form, so training uses the Monte Carlo ``Trace_ELBO``.
+
+    Arguments:
+        flows: the number of IAF steps.
+        flow_hidden: the hidden widths of each step's autoregressive network (default (4 L,)).
+        config: the :class:`VAE` arguments (``analytic_kl`` must stay False).
+    """
+
+    name = "vae-iaf"
+
+    def __init__(self, spec, flows: int = 2, flow_hidden: tuple | None = None, analytic_kl: bool = False, **config):
+        if analytic_kl:
+            raise PPGenError("vae-iaf: the IAF guide has no closed-form KL; analytic_kl must be False")
+        super().__init__(spec, analytic_kl=False, **config)
+        widths = list(flow_hidden or (4 * self.latent_dim,))
+        self.flows = nn.ModuleList(
+            conditional_affine_autoregressive(self.latent_dim, self.feature_dim, widths, stable=True) for _ in range(flows)
+        )
+
+    def posterior_from_params(self, params):
+        base = dist.Normal(params["loc"], params["scale"]).to_event(1)
+        h = params["features"]
+        reverse = torch.arange(self.latent_dim - 1, -1, -1, device=h.device)
+        transforms = []
+        for i, flow in enumerate(self.flows):
+            if i:
+                transforms.append(Permute(reverse))
+            transforms.append(flow.condition(h))
+        return dist.TransformedDistribution(base, transforms)
+
+    @torch.no_grad()
+    def encode(self, x, y=None, num_samples: int = 64):
+        r"""The guide's mean E_q[z | x] by Monte Carlo over ``num_samples`` draws, (B, L)."""
+        q = self.posterior(self.check_input(x), self.check_labels(x, y))
+        return q.sample((num_samples,)).mean(0)
