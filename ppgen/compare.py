@@ -19,8 +19,9 @@ from ppgen.runs import write_json
 
 __all__ = ["compare", "applicable_models", "write_report", "QUICK_BUDGET_SECONDS", "QUICK_NUM_SAMPLES"]
 
-QUICK_BUDGET_SECONDS = 4.0
+QUICK_BUDGET_SECONDS = 2.0
 QUICK_NUM_SAMPLES = 100
+QUICK_IMAGE_SAMPLES = 200
 COLUMNS = [
     ("model", "model", "{}"),
     ("family", "family", "{}"),
@@ -53,7 +54,8 @@ def compare(train: Dataset, test: Dataset, names: list[str], out: Path, budget_s
         train, test: the splits every model sees.
         names: registry names (each must support the data).
         budget_seconds: the training time of each model (default: its default epochs; quick mode 4 s).
-        quick: a short budget and K = 100 importance samples, for demos and tests.
+        quick: a 2-second budget, K = 100 importance samples and 200 samples for the image metrics,
+            for demos and tests.
 
     Returns:
         One row of metrics per model; a model that failed has an "error" instead.
@@ -65,7 +67,8 @@ def compare(train: Dataset, test: Dataset, names: list[str], out: Path, budget_s
     for name in names:
         fit_options = {"epochs": get(name).fit_defaults.get("epochs"), "budget_seconds": budget}
         try:
-            job = run_job(name, train, test, fit_options=fit_options, seed=seed, device=device, num_samples=QUICK_NUM_SAMPLES if quick else 1000, progress=progress)
+            eval_options = {"n_image_samples": QUICK_IMAGE_SAMPLES} if quick else {}
+            job = run_job(name, train, test, fit_options=fit_options, seed=seed, device=device, num_samples=QUICK_NUM_SAMPLES if quick else 1000, eval_options=eval_options, progress=progress)
             rows.append(job.metrics)
             samples[name] = job.model.sample(64).detach().cpu()
             nll = job.metrics["test_nll_nats"]
@@ -92,7 +95,7 @@ def write_report(out: Path, data: Dataset, rows: list[dict], samples: dict, budg
         "",
         f"{len(data)} training examples of kind `{data.kind}`, event shape {tuple(data.event_shape)}; "
         + (f"training budget {budget:g} s per model" if budget else "each model's default training length")
-        + (" (quick mode: K = 100 importance samples)." if quick else "."),
+        + (f" (quick mode: K = {QUICK_NUM_SAMPLES} importance samples; image metrics on {QUICK_IMAGE_SAMPLES} samples)." if quick else "."),
         "",
         "| " + " | ".join(c[1] for c in columns) + " |",
         "|" + "|".join("---" for _ in columns) + "|",

@@ -41,6 +41,7 @@ def run_job(
     seed: int = 0,
     device: torch.device | str = "cpu",
     num_samples: int = 1000,
+    eval_options: dict | None = None,
     model=None,
     on_epoch_end=None,
     progress: bool = True,
@@ -55,6 +56,7 @@ def run_job(
         config: the model's constructor options.
         fit_options: keyword arguments of :func:`ppgen.fit` (epochs, steps, budget_seconds, lr, ...).
         num_samples: K for importance-sampled estimates.
+        eval_options: more keyword arguments of :func:`ppgen.evaluate` (e.g. ``n_image_samples``).
     """
     seed_everything(seed)
     if model is None:
@@ -64,6 +66,6 @@ def run_job(
     result = fit(model, train, progress=progress, on_epoch_end=on_epoch_end, **(fit_options or {}))
     train_seconds = time.perf_counter() - start
     seed_everything(seed)
-    metrics = evaluate(model, test, num_samples=num_samples)
+    metrics = evaluate(model, test, num_samples=num_samples, **(eval_options or {}))
     metrics.update(train_seconds=train_seconds, epochs=result.epochs, steps=result.steps, seed=seed)
     return JobResult(model, result, metrics)

@@ -17,7 +17,7 @@ def add_arguments(p):
     add_data_arguments(p)
     p.add_argument("--models", default=None, help="comma-separated names (default: every model that supports the data)")
     p.add_argument("--budget-seconds", type=float, default=None, help="training seconds per model")
-    p.add_argument("--quick", action="store_true", help="a 4-second budget per model and K = 100 importance samples")
+    p.add_argument("--quick", action="store_true", help="a 2-second budget per model, K = 100 importance samples, 200 samples for image metrics")
     p.add_argument("--out", required=True, help="the report directory")
     add_run_arguments(p)
 
