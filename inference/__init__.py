@@ -9,6 +9,7 @@ from ppgen.inference import elbo  # noqa: F401
 from ppgen.inference import score_matching  # noqa: F401
 from ppgen.inference import contrastive  # noqa: F401
 from ppgen.inference import denoising  # noqa: F401
+from ppgen.inference import annealed_elbo  # noqa: F401
 from ppgen.inference.evaluate import evaluate
 from ppgen.inference.objective import OBJECTIVES, Objective, register_objective
 from ppgen.inference.trainer import FitResult, fit

@@ -17,3 +17,4 @@ from ppgen.models import pixelcnn  # noqa: F401
 from ppgen.models import pixelrnn  # noqa: F401
 from ppgen.models import diffusion  # noqa: F401
 from ppgen.models import vae  # noqa: F401
+from ppgen.models import glow  # noqa: F401

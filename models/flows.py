@@ -53,6 +53,7 @@ class VectorFlow(GenerativeModel):
     family = "flow"
     density = "exact"
     kinds = ("continuous",)
+    objective = "annealed-elbo"
     min_dim: ClassVar[int] = 2
 
     def __init__(self, spec, num_layers: int = 5, hidden_dims: tuple = (64, 64), conditional: bool = False):
@@ -151,7 +152,7 @@ class RealNVP(VectorFlow):
     """
 
     name = "realnvp"
-    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3}
+    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.95, "clip_norm": 10.0}
 
     def __init__(self, spec, num_layers: int = 10, hidden_dims: tuple = (64, 64), conditional: bool = False):
         super().__init__(spec, num_layers, hidden_dims, conditional)
@@ -173,7 +174,7 @@ class MAF(VectorFlow):
     """
 
     name = "maf"
-    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3}
+    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.95, "clip_norm": 10.0}
 
     def __init__(self, spec, num_layers: int = 5, hidden_dims: tuple = (64, 64), conditional: bool = False):
         super().__init__(spec, num_layers, hidden_dims, conditional)
@@ -200,7 +201,7 @@ class NSF(VectorFlow):
     """
 
     name = "nsf"
-    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3}
+    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.95, "clip_norm": 10.0}
 
     def __init__(self, spec, num_layers: int = 4, hidden_dims: tuple = (64, 64), conditional: bool = False, count_bins: int = 16, bound: float = 4.0):
         self.count_bins, self.bound = count_bins, bound
@@ -224,9 +225,9 @@ class PlanarFlow(VectorFlow):
 
     name = "planar"
     min_dim = 1
-    fit_defaults = {"epochs": 40, "batch_size": 256, "lr": 5e-3}
+    fit_defaults = {"epochs": 40, "batch_size": 256, "lr": 5e-3, "lr_decay": 0.95}
 
-    def __init__(self, spec, num_layers: int = 32, hidden_dims: tuple = (32,), conditional: bool = False):
+    def __init__(self, spec, num_layers: int = 16, hidden_dims: tuple = (32,), conditional: bool = False):
         super().__init__(spec, num_layers, hidden_dims, conditional)
 
     def make_step(self, i):

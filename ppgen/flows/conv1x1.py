@@ -38,7 +38,7 @@ class InvertibleConv1x1(TransformModule):
         p, lower, upper = torch.linalg.lu(q)
         s = upper.diagonal()
         self.register_buffer("p", p)
-        self.register_buffer("sign", s.sign())
+        self.register_buffer("s_sign", s.sign())
         self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1))
         self.lower = nn.Parameter(lower)
         self.upper = nn.Parameter(upper.triu(1))
@@ -47,7 +47,7 @@ class InvertibleConv1x1(TransformModule):
     def weight(self) -> Tensor:
         eye = torch.eye(self.p.shape[0], dtype=self.p.dtype, device=self.p.device)
         lower = self.lower * self.lower_mask + eye
-        upper = self.upper * self.lower_mask.T + torch.diag(self.sign * self.log_s.exp())
+        upper = self.upper * self.lower_mask.T + torch.diag(self.s_sign * self.log_s.exp())
         return self.p @ lower @ upper
 
     def _call(self, x: Tensor) -> Tensor:

@@ -1,5 +1,7 @@
 """Planar flows that can also be inverted: Pyro's planar map plus a numerical inverse."""
 
+import math
+
 import torch
 from pyro.distributions.conditional import ConditionalTransformModule
 from pyro.distributions.transforms.planar import ConditionedPlanar, Planar
@@ -40,6 +42,19 @@ class _PlanarInverse:
         return y - u_hat * torch.tanh(a).unsqueeze(-1)
 
 
+def near_identity(u: Tensor, w: Tensor, scale: float = 0.01) -> None:
+    r"""Sets u in place so that u_hat is a small vector orthogonal to w: the map starts as a near-identity shear.
+
+    Pyro's u_hat = u + (softplus(w.u) - 1 - w.u) w / |w|^2 has w.u_hat = softplus(w.u) - 1, which is
+    0 (no contraction along w) when w.u = log(e - 1); then u_hat is u's component orthogonal to w.
+    """
+    with torch.no_grad():
+        w_unit = w / w.norm()
+        v = scale * torch.randn_like(u)
+        v = v - (v * w_unit).sum() * w_unit
+        u.copy_(math.log(math.e - 1) * w / w.norm() ** 2 + v)
+
+
 class ConditionedInvertiblePlanar(_PlanarInverse, ConditionedPlanar):
     r"""A planar map with given parameters (bias, u, w) that also inverts (see :class:`InvertiblePlanar`)."""
 
@@ -63,22 +78,38 @@ class InvertiblePlanar(_PlanarInverse, Planar):
         True
     """
 
+    def reset_parameters(self):
+        super().reset_parameters()
+        near_identity(self.u, self.w)
+
 
 class ConditionalInvertiblePlanar(ConditionalTransformModule):
-    r"""A planar map whose (bias, u, w) are the outputs of ``nn(context)``: the conditional version.
+    r"""A planar map whose (bias, u, w) are learned base values plus offsets ``nn(context)``: the conditional version.
+
+    The base values start as a near-identity map and the offsets at zero, so that an untrained
+    conditional flow is close to its base distribution for every context.
 
     Arguments:
-        nn: a network mapping context (*, C) to the three tensors (*, 1), (*, D), (*, D).
+        nn: a network mapping context (*, C) to the offsets (*, 1), (*, D), (*, D); its last layer is zeroed.
+        input_dim: D.
     """
 
     bijective = True
 
-    def __init__(self, nn):
+    def __init__(self, nn, input_dim: int):
         super().__init__()
         self.nn = nn
+        self.base = InvertiblePlanar(input_dim)
+        last = [m for m in nn.modules() if isinstance(m, torch.nn.Linear)][-1]
+        torch.nn.init.zeros_(last.weight)
+        torch.nn.init.zeros_(last.bias)
+
+    def _params(self, context: Tensor):
+        db, du, dw = self.nn(context)
+        return self.base.bias + db, self.base.u + du, self.base.w + dw
 
     def condition(self, context: Tensor) -> ConditionedInvertiblePlanar:
-        return ConditionedInvertiblePlanar(lambda: self.nn(context))
+        return ConditionedInvertiblePlanar(lambda: self._params(context))
 
 
 def invertible_planar(input_dim: int) -> InvertiblePlanar:
@@ -89,4 +120,4 @@ def invertible_planar(input_dim: int) -> InvertiblePlanar:
 def conditional_invertible_planar(input_dim: int, context_dim: int, hidden_dims=None) -> ConditionalInvertiblePlanar:
     r"""A planar map on D = ``input_dim`` dimensions whose parameters are a DenseNN of the context."""
     hidden_dims = hidden_dims or [10 * context_dim]
-    return ConditionalInvertiblePlanar(DenseNN(context_dim, hidden_dims, param_dims=[1, input_dim, input_dim]))
+    return ConditionalInvertiblePlanar(DenseNN(context_dim, hidden_dims, param_dims=[1, input_dim, input_dim]), input_dim)

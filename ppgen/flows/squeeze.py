@@ -35,13 +35,15 @@ class Squeeze(Transform):
     def _call(self, x: Tensor) -> Tensor:
         *batch, c, h, w = x.shape
         x = x.reshape(*batch, c, h // 2, 2, w // 2, 2)
-        x = x.movedim(-3, -4).movedim(-1, -4)  # (*, C, 2, 2, H/2, W/2)
+        nb = len(batch)
+        x = x.permute(*range(nb), nb, nb + 2, nb + 4, nb + 1, nb + 3)  # (*, C, 2, 2, H/2, W/2)
         return x.reshape(*batch, 4 * c, h // 2, w // 2)
 
     def _inverse(self, z: Tensor) -> Tensor:
         *batch, c4, h, w = z.shape
         z = z.reshape(*batch, c4 // 4, 2, 2, h, w)
-        z = z.movedim(-4, -1).movedim(-4, -2)  # (*, C, H/2, 2, W/2, 2)
+        nb = len(batch)
+        z = z.permute(*range(nb), nb, nb + 3, nb + 1, nb + 4, nb + 2)  # (*, C, H/2, 2, W/2, 2)
         return z.reshape(*batch, c4 // 4, 2 * h, 2 * w)
 
     def log_abs_det_jacobian(self, x: Tensor, z: Tensor) -> Tensor:
