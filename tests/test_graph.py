@@ -294,3 +294,20 @@ def test_graph_command(tmp_path, capsys):
     assert main(["graph", "chain", "--n", "784"]) == 0
     assert str(2**784 - 1) in capsys.readouterr().out
     assert main(["graph", "independent", "--n", "3", "--card", "1"]) == 2
+
+
+@pytest.mark.parametrize("name", ["independent", "mixture", "bayesnet"])
+def test_model_graphs_are_dags_over_the_pixel_names(name, tmp_path):
+    import networkx as nx
+
+    import ppgen
+    from ppgen.data import DataSpec
+    from ppgen.plots.graphical import draw_dag
+
+    spec = DataSpec("binary", (1, 2, 3))
+    g = ppgen.create(name, spec).graph()
+    assert nx.is_directed_acyclic_graph(g)
+    assert {f"x{i}" for i in range(6)} <= set(g.nodes)
+    ax = draw_dag(g, title=name)
+    ax.figure.savefig(tmp_path / "g.png")
+    plt.close(ax.figure)
