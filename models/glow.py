@@ -59,7 +59,8 @@ class Glow(GenerativeModel):
     density = "lower-bound"
     kinds = ("binary", "categorical")
     images_only = True
-    fit_defaults = {"epochs": 100, "batch_size": 64, "lr": 1e-3}
+    objective = "annealed-elbo"
+    fit_defaults = {"epochs": 100, "batch_size": 64, "lr": 1e-3, "lr_decay": 0.97, "clip_norm": 50.0}
 
     def __init__(self, spec, levels: int = 2, steps_per_level: int = 4, hidden: int = 64, dequantization: str = "uniform", alpha: float = 0.05):
         super().__init__(spec)

@@ -329,3 +329,30 @@ def test_glow_compare_path_on_digits():
     metrics = ppgen.evaluate(m, test, num_samples=10)
     assert metrics["test_nll_kind"] == "dequantized" and math.isfinite(metrics["test_nll_nats"])
     assert m.sample(4).shape == (4, 1, 8, 8)
+
+
+# --- quality targets (slow: minutes of training each; run by `make test-all`) ------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,data,max_gap",
+    [("nsf", "checkerboard", 0.10), ("nsf", "rings8", 0.10), ("realnvp", "checkerboard", 0.3), ("realnvp", "rings8", 0.3), ("maf", "checkerboard", 0.3), ("maf", "rings8", 0.3)],
+)
+def test_flow_kl_gap_target(name, data, max_gap):
+    train, test = ppgen.data.load(data, "train"), ppgen.data.load(data, "test")
+    m = ppgen.create(name, train)
+    ppgen.fit(m, train, progress=False)
+    metrics = ppgen.evaluate(m, test)
+    assert metrics["test_nll_kind"] == "exact"
+    assert metrics["test_kl_gap_nats"] <= max_gap
+
+
+@pytest.mark.slow
+def test_glow_beats_independent_on_digits_gray():
+    train, test = ppgen.data.load("digits-gray", "train"), ppgen.data.load("digits-gray", "test")
+    baseline = ppgen.create("independent", train)
+    ppgen.fit(baseline, train, progress=False)
+    glow = ppgen.create("glow", train)
+    ppgen.fit(glow, train, progress=False)
+    ours, theirs = ppgen.evaluate(glow, test, num_samples=10), ppgen.evaluate(baseline, test)
+    assert ours["test_nll_kind"] == "dequantized" and ours["test_bpd"] is not None
+    assert ours["test_nll_nats"] < theirs["test_nll_nats"]
