@@ -54,7 +54,7 @@ class Independence(NamedTuple):
         return f"{self.x} ⊥ {self.y}{cond}"
 
 
-def _names(arg, what: str) -> set:
+def _names(arg) -> set:
     if arg is None:
         return set()
     return {arg} if isinstance(arg, str) else set(arg)
@@ -162,7 +162,7 @@ class BayesNet(nn.Module):
         Arguments:
             x, y, given: variable names or collections of names.
         """
-        xs, ys, zs = (set(map(self._check, _names(a, "x"))) for a in (x, y, given))
+        xs, ys, zs = (set(map(self._check, _names(a))) for a in (x, y, given))
         if not xs or not ys:
             raise PPGenError("is_independent needs non-empty x and y")
         if xs & ys or (xs | ys) & zs:
