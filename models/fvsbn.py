@@ -37,7 +37,7 @@ class FVSBN(AutoregressiveModel):
 
     name = "fvsbn"
     kinds = ("binary", "categorical")
-    fit_defaults = {"epochs": 200, "batch_size": 100, "lr": 3e-3}
+    fit_defaults = {"epochs": 150, "batch_size": 100, "lr": 1e-2}
     tiny_config = {"order": "random"}
 
     def __init__(self, spec, order: str = "raster", order_seed: int = 0):

@@ -58,15 +58,15 @@ class MADE(AutoregressiveModel):
     name = "made"
     kinds = ("binary", "categorical")
     conditionable = True
-    fit_defaults = {"epochs": 200, "batch_size": 100, "lr": 1e-3}
+    fit_defaults = {"epochs": 200, "batch_size": 100, "lr": 5e-3}
     tiny_config = {"hidden_sizes": [16, 16], "num_masks": 3, "resample_order": True, "order": "random"}
 
     def __init__(
         self,
         spec,
-        hidden_sizes: list[int] = (500,),
-        num_masks: int = 1,
-        resample_order: bool = False,
+        hidden_sizes: list[int] = (500, 500),
+        num_masks: int = 16,
+        resample_order: bool = True,
         order: str = "raster",
         direct: bool = True,
         mask_seed: int = 0,
