@@ -111,7 +111,7 @@ class VAE(GenerativeModel):
     # --- networks -------------------------------------------------------------------------------------
     def encoder_input(self, x: Tensor) -> Tensor:
         r"""x (B, *event_shape) -> (B, D): binary and categorical levels mapped to [-1, 1]."""
-        flat = x.reshape(x.shape[0], -1)
+        flat = x.reshape(x.shape[0], -1).to(self.prior_loc.dtype)
         k = self.spec.num_categories
         return flat if not k else 2 * flat / (k - 1) - 1
 
@@ -185,7 +185,7 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
         z = self.prior().sample((n,))
-        return self.likelihood(z, self.sample_labels(n, y)).sample()
+        return self.likelihood(z, self.sample_labels(n, y)).sample().to(z.dtype)  # categorical draws are integers
 
     def sample_labels(self, n: int, y: Tensor | None) -> Tensor | None:
         return y

@@ -1,0 +1,249 @@
+"""The VAE family: shapes and gradients per variant and data kind, the marginal p(x) by quadrature over z
+(sums to 1 over every state; ELBO below it; IWAE converging to it), the IAF guide's density, the generic
+importance-weighted estimator on a conjugate model, validation, save/load, the compare path, inspect."""
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+
+import ppgen
+from ppgen.data import DataSpec
+from ppgen.errors import PPGenError
+from ppgen.inference.importance import ImportanceWeightedELBO, log_importance_weights, log_marginal
+
+NAMES = ["vae", "iwae", "cvae", "vae-iaf"]
+SPECS = {
+    "binary": DataSpec("binary", (1, 3, 3), num_classes=3),
+    "categorical": DataSpec("categorical:3", (1, 2, 2), num_classes=3),
+    "continuous": DataSpec("continuous", (2,), num_classes=3),
+}
+
+
+def tiny(name, spec, **config):
+    return ppgen.create(name, spec, **{"latent_dim": 2, "hidden": (8,), **config}).double()
+
+
+def labels(m, n):
+    return torch.arange(n) % 3 if m.conditional else None
+
+
+def all_states(spec):
+    k = spec.num_categories
+    grids = torch.cartesian_prod(*[torch.arange(k, dtype=torch.float64)] * spec.dim)
+    return grids.reshape(-1, *spec.event_shape)
+
+
+def quadrature_log_prob(m, x, y=None, nodes=60):
+    r"""log p(x) = log int N(z; 0, I) p(x | z) dz by Gauss-Hermite quadrature on a nodes^2 grid (L = 2)."""
+    t, w = np.polynomial.hermite.hermgauss(nodes)
+    t, w = torch.as_tensor(t) * math.sqrt(2), torch.as_tensor(w) / math.sqrt(math.pi)
+    z = torch.cartesian_prod(t, t)  # (Q, 2)
+    log_w = torch.cartesian_prod(w, w).log().sum(-1)  # (Q,)
+    zz = z[:, None].expand(-1, x.shape[0], -1)  # (Q, B, 2)
+    yy = None if y is None else y.expand(z.shape[0], -1)
+    with torch.no_grad():
+        lp = m.likelihood(zz, yy).log_prob(x)  # (Q, B)
+    return torch.logsumexp(lp + log_w[:, None], dim=0)
+
+
+@pytest.mark.parametrize("kind", list(SPECS))
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_and_every_parameter_gets_a_gradient(name, kind):
+    m = tiny(name, SPECS[kind])
+    y = labels(m, 5)
+    x = m.sample(5, y=y)
+    assert x.shape == (5, *SPECS[kind].event_shape)
+    m.check_input(x)  # samples lie in the data kind's support
+    assert m.log_prob(x, y).shape == (5,) and torch.isfinite(m.log_prob(x, y)).all()
+    assert m.estimate_log_prob(x, 50, y=y).shape == (5,)
+    assert m.encode(x, y).shape == (5, 2) and m.decode(m.encode(x, y), y).shape == x.shape
+    loss = m.elbo().differentiable_loss(m.model, m.guide, x, y)
+    loss.backward()
+    assert [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
+@pytest.mark.parametrize("kind", ["binary", "categorical"])
+@pytest.mark.parametrize("name", NAMES)
+def test_marginal_sums_to_one_and_bounds_hold(name, kind):
+    spec = SPECS[kind]
+    m = tiny(name, spec)
+    x = all_states(spec)
+    y = torch.full((len(x),), 1) if m.conditional else None
+    log_px = quadrature_log_prob(m, x, y)
+    assert abs(float(torch.logsumexp(log_px, 0).exp()) - 1) < 1e-6
+    with torch.no_grad():
+        elbo = m.log_prob(x, y, num_samples=500)
+        iwae = m.estimate_log_prob(x, 2000, y=y)
+    # the ELBO is below log p(x) at every state; IWAE-K is a bound in expectation (one estimate may
+    # overshoot, with probability <= exp(-t) by t nats), so it is checked on the mean over states
+    assert (elbo < log_px).all()
+    elbo_gap, iwae_gap = float((log_px - elbo).mean()), float((log_px - iwae).mean())
+    assert elbo_gap > 0.2 and -0.01 < iwae_gap < 0.5 * elbo_gap
+
+
+@pytest.mark.parametrize("scale", ["conditional", "diagonal", "isotropic"])
+def test_continuous_marginal_integrates_to_one(scale):
+    m = tiny("vae", DataSpec("continuous", (1,)), decoder_scale=scale)
+    grid = torch.linspace(-10, 10, 2001, dtype=torch.float64)[:, None]
+    p = quadrature_log_prob(m, grid, nodes=30).exp()
+    assert abs(float(torch.trapezoid(p, grid[:, 0])) - 1) < 1e-4
+
+
+def test_iaf_guide_density_integrates_to_one():
+    m = tiny("vae-iaf", SPECS["binary"], hidden=(8,), flows=2)
+    with torch.no_grad():
+        for p in m.flows.parameters():
+            p.add_(0.5 * torch.randn_like(p))  # away from the identity map
+    x = m.sample(1)
+    g = torch.linspace(-8, 8, 401, dtype=torch.float64)
+    z = torch.cartesian_prod(g, g)  # (G^2, 2)
+    with torch.no_grad():
+        q = m.posterior(x)
+        density = q.log_prob(z[:, None]).exp().reshape(len(g), len(g))
+        draw = q.sample((3,))
+    assert abs(float(torch.trapezoid(torch.trapezoid(density, g), g)) - 1) < 1e-3
+    assert draw.shape == (3, 1, 2) and torch.isfinite(q.log_prob(draw)).all()
+
+
+def conjugate_model(x, y=None):
+    with pyro.plate("data", x.shape[0]):
+        z = pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+
+def conjugate_guide(x, y=None, shift=0.0):
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("z", dist.Normal(x / 2 + shift, math.sqrt(0.5)))
+
+
+def test_importance_weights_are_exact_with_the_true_posterior():
+    x = torch.linspace(-2, 2, 5, dtype=torch.float64)
+    exact = dist.Normal(0.0, math.sqrt(2.0)).log_prob(x)
+    log_w, values = log_importance_weights(conjugate_model, conjugate_guide, x, num_samples=23, max_rows=20, sites=("z",))
+    assert log_w.shape == (23, 5) and values["z"].shape == (23, 5)  # 23 draws in chunks of 4
+    assert torch.allclose(log_w, exact.expand(23, 5), atol=1e-12)
+    assert torch.allclose(log_marginal(conjugate_model, conjugate_guide, x, num_samples=7), exact, atol=1e-12)
+    loss = ImportanceWeightedELBO(num_particles=4).differentiable_loss(conjugate_model, conjugate_guide, x)
+    assert torch.allclose(loss, -exact.sum(), atol=1e-10)
+    # with a shifted guide, the IWAE bound tightens with K and stays below log p(x)
+    shifted = lambda x, y=None: conjugate_guide(x, y, shift=1.0)  # noqa: E731
+    x = torch.linspace(-2, 2, 400, dtype=torch.float64)
+    bounds = [float(log_marginal(conjugate_model, shifted, x, num_samples=k).mean()) for k in (1, 10, 1000)]
+    exact = float(dist.Normal(0.0, math.sqrt(2.0)).log_prob(x).mean())
+    assert bounds[0] < bounds[1] < bounds[2] < exact + 1e-3 and exact - bounds[2] < 0.01
+
+
+def test_importance_weights_need_every_site_in_the_plate():
+    def model(x, y=None):
+        mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(mu, 1.0), obs=x)
+
+    def guide(x, y=None):
+        pyro.sample("mu", dist.Normal(0.0, 1.0))
+
+    with pytest.raises(PPGenError, match="outside the plate"):
+        log_marginal(model, guide, torch.zeros(3), num_samples=2)
+
+
+def test_elbo_choices():
+    spec = SPECS["binary"]
+    assert isinstance(tiny("vae", spec).elbo(), pyro.infer.TraceMeanField_ELBO)
+    assert type(tiny("vae", spec, analytic_kl=False).elbo()) is pyro.infer.Trace_ELBO
+    iwae = tiny("iwae", spec, particles=7).elbo()
+    assert isinstance(iwae, pyro.infer.RenyiELBO) and iwae.alpha == 0 and iwae.num_particles == 7
+    assert type(tiny("vae-iaf", spec).elbo()) is pyro.infer.Trace_ELBO
+
+
+def test_validation_errors():
+    spec = SPECS["binary"]
+    m = tiny("vae", spec)
+    with pytest.raises(PPGenError, match="shape"):
+        m.log_prob(torch.zeros(2, 9, dtype=torch.float64))
+    with pytest.raises(PPGenError, match="decoder_scale"):
+        ppgen.create("vae", spec, decoder_scale="free")
+    with pytest.raises(PPGenError, match="analytic_kl"):
+        ppgen.create("vae-iaf", spec, analytic_kl=True)
+    with pytest.raises(PPGenError, match="bad config"):
+        ppgen.create("iwae", spec, particle=3)
+    with pytest.raises(PPGenError, match="labelled"):
+        ppgen.create("cvae", DataSpec("binary", (1, 3, 3)))
+    c = tiny("cvae", spec)
+    x = c.sample(4)
+    with pytest.raises(PPGenError, match="labels"):
+        c.log_prob(x)
+    with pytest.raises(PPGenError, match="labels"):
+        c.log_prob(x, torch.tensor([0, 1, 2, 3]))
+    assert c.sample(2, y=torch.tensor([2, 2])).shape == (2, 1, 3, 3)
+
+
+def test_graph():
+    spec = SPECS["binary"]
+    g = tiny("vae", spec).graph()
+    assert set(g.successors("z")) == {f"x{i}" for i in range(9)}
+    assert set(tiny("cvae", spec).graph().successors("y")) == {f"x{i}" for i in range(9)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip(name):
+    spec = SPECS["categorical"]
+    m = tiny(name, spec)
+    x = m.sample(6, y=labels(m, 6))
+    again = tiny(name, spec)
+    again.load_state_dict(m.state_dict())
+    pyro.set_rng_seed(3)
+    a = m.estimate_log_prob(x, 20, y=labels(m, 6))
+    pyro.set_rng_seed(3)
+    b = again.estimate_log_prob(x, 20, y=labels(m, 6))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compare_path_on_digits(name):
+    train, test = ppgen.data.load("digits", "train").subset(256), ppgen.data.load("digits", "test").subset(40)
+    m = ppgen.create(name, train, latent_dim=4, hidden=(32,))
+    result = ppgen.fit(m, train, budget_seconds=1.0, progress=False)
+    assert result.steps > 0
+    metrics = ppgen.evaluate(m, test, num_samples=20)
+    assert metrics["test_nll_kind"] == "iwae-20" and 10 < metrics["test_nll_nats"] < 64 * math.log(2) + 5
+    assert m.sample(64).shape == (64, 1, 8, 8)
+
+
+def test_vae_on_rings8_and_cvae_refuses_unlabelled_data():
+    train, test = ppgen.data.load("rings8", "train").subset(500), ppgen.data.load("rings8", "test").subset(100)
+    m = ppgen.create("vae", train, latent_dim=2, hidden=(32,))
+    ppgen.fit(m, train, steps=5, progress=False)
+    metrics = ppgen.evaluate(m, test, num_samples=10, n_mode_samples=1000)
+    assert math.isfinite(metrics["test_nll_nats"]) and "modes_covered" in metrics
+    with pytest.raises(PPGenError, match="labelled"):
+        ppgen.create("cvae", train)
+
+
+def test_inspect_core_on_a_trained_digits_vae(tmp_path):
+    from ppgen.commands.inspect import inspect_point
+
+    train, test = ppgen.data.load("digits", "train").subset(300), ppgen.data.load("digits", "test").subset(20)
+    m = ppgen.create("vae", train, latent_dim=2, hidden=(16,))
+    ppgen.fit(m, train, epochs=3, progress=False)
+    report = inspect_point(m, test, 5, tmp_path, num_samples=100, warmup_steps=100, gap_samples=200, gap_steps=20)
+    for needle in ("r_hat", "ess_bulk", "PSIS k-hat", "approximation gap", "amortization gap", "active units"):
+        assert needle in report["text"]
+    assert report["nuts"].posterior["z"].shape == (2, 100, 1, 2)
+    assert math.isfinite(report["r_hat_max"]) and math.isfinite(report["psis_khat"])
+    assert [p.name for p in report["figures"]] == ["pair.png", "posterior.png"] and all(p.stat().st_size > 0 for p in report["figures"])
+    with pytest.raises(PPGenError, match="index"):
+        inspect_point(m, test, 20)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,target", [("vae", 16.8), ("iwae", 16.5)])
+def test_digits_test_nll_target(name, target):
+    train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
+    m = ppgen.create(name, train)
+    ppgen.fit(m, train, progress=False)
+    nll = -float(m.estimate_log_prob(test.x, 1000).mean())
+    assert nll <= target, nll
