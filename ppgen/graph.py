@@ -286,9 +286,15 @@ class BayesNet(nn.Module):
 
     # --- fitting -------------------------------------------------------------------------------------
     def sufficient_statistics(self, x: Tensor) -> dict:
-        r"""Counts of (parent configuration, value) per table; they add across batches."""
+        r"""Counts of (parent configuration, value) per table; they add across batches (taken 8192 rows at a time)."""
         x = self.check_values(x)
-        return {f"t{i}": t.counts(x) for i, t in enumerate(self.tables)}
+        if x.shape[0] == 0:
+            raise PPGenError("fitting needs at least one example")
+        stats = None
+        for chunk in x.split(8192):
+            batch = {f"t{i}": t.counts(chunk) for i, t in enumerate(self.tables)}
+            stats = batch if stats is None else {k: stats[k] + v for k, v in batch.items()}
+        return stats
 
     def set_from_statistics(self, stats: dict, smoothing: float = 0.0) -> None:
         r"""Sets every CPT to (count + smoothing) / (total + card * smoothing); rows never seen are uniform at 0."""

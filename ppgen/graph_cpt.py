@@ -60,7 +60,6 @@ class DenseCPTs(nn.Module):
         g, k = len(nodes), len(self.parent_cards)
         self.register_buffer("nodes", torch.tensor(nodes, dtype=torch.long), persistent=False)
         self.register_buffer("parents", torch.tensor(parents, dtype=torch.long).reshape(g, k), persistent=False)
-        self.register_buffer("step_tensor", torch.tensor(self.steps, dtype=torch.long), persistent=False)
         self.logits = nn.Parameter(torch.zeros(g, self.rows, self.card))  # (G, P, K)
 
     def table_logits(self, slot: int, values: list[Tensor]) -> Tensor:
@@ -69,7 +68,10 @@ class DenseCPTs(nn.Module):
 
     def index(self, x: Tensor) -> Tensor:
         r"""x: (B, n) long -> (B, G) the row of each variable's parent configuration."""
-        return (x[:, self.parents] * self.step_tensor).sum(-1)
+        row = torch.zeros(x.shape[0], len(self.nodes), dtype=torch.long, device=x.device)
+        for j, step in enumerate(self.steps):  # a loop over the k parent slots, never a (B, G, k) copy
+            row += x[:, self.parents[:, j]] * step
+        return row
 
     def log_probs(self, x: Tensor) -> Tensor:
         r"""x: (B, n) long -> (B, G) log p(x_v | x_pa(v))."""
