@@ -63,6 +63,10 @@ class AutoregressiveModel(GenerativeModel):
     Arguments:
         spec: the data spec.
         conditional: model p(x | y) instead of p(x) (only for ``conditionable`` subclasses).
+
+    References:
+        Neural Autoregressive Distribution Estimation (Uria et al., 2016), arXiv:1605.02226.
+        Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
     """
 
     family = "autoregressive"

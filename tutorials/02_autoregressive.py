@@ -99,21 +99,32 @@ ax.set_title("digits, binarized 8×8" + (" (quick mode: a few seconds each)" if 
 savefig(fig, "02_nll.png")
 
 # %% [markdown]
-# ## 3. The ordering matters
+# ## 3. The effect of the ordering
 #
-# The chain rule holds in any order, but a model with limited capacity fits some orders better than
-# others. Raster order puts a pixel's upper and left neighbours, which predict it best, among its
-# conditioning set; a random permutation scatters them. FVSBN is cheap enough to compare three orders.
+# The chain rule is exact in every order, so a model that can represent each conditional exactly is
+# indifferent to it; real models are not, but how much it matters depends on the model. FVSBN gives
+# every pixel a logistic regression on *all* earlier pixels, so its three orders below end close
+# together (in full mode on our machine: raster 18.28, reverse 18.24, random 18.25 nats).
+# MADE, trained on 16 orderings at once, shows the other side: each single ordering overfits
+# these 1,437 images, and the ensemble over orderings, an exact mixture density, is much better
+# than its raster-order member alone (full mode: 16.32 against 18.41 nats).
+# The ordering also decides what `complete` can condition on (section 5).
 
 # %%
 order_nll = {}
 for order in ["raster", "reverse", "random"]:
-    _, order_nll[order] = fit_and_score("fvsbn", order=order)
-fig, ax = plt.subplots(figsize=(5, 2.4))
+    _, order_nll[f"fvsbn, {order}"] = fit_and_score("fvsbn", order=order)
+made = models["made"]
+with torch.no_grad():
+    made.use_mask(0)  # the first mask set: raster order
+    order_nll["made, raster mask only"] = float(-made.log_prob(test.x).mean())
+    order_nll[f"made, ensemble of {made.num_masks} orders"] = float(-made.ensemble_log_prob(test.x).mean())
+for key, value in order_nll.items():
+    print(f"{key:28s} test NLL {value:6.2f} nats")
+fig, ax = plt.subplots(figsize=(6, 2.6))
 ax.barh(list(order_nll), list(order_nll.values()), color="tab:orange")
-lo = min(order_nll.values())
-ax.set_xlim(lo - 1.0, max(order_nll.values()) + 0.5)
-ax.set_xlabel("FVSBN test NLL (nats)")
+ax.set_xlim(min(order_nll.values()) - 1.0, max(order_nll.values()) + 0.5)
+ax.set_xlabel("test NLL (nats, exact)")
 ax.invert_yaxis()
 savefig(fig, "02_ordering.png")
 
