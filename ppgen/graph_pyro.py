@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ppgen.errors import PPGenError
 
-__all__ = ["program", "sample", "query", "from_pyro", "fit_svi", "ancestors"]
+__all__ = ["program", "sample", "query", "from_pyro", "fit_svi", "ancestors", "bandwidth"]
 
 
 def ancestors(bn, names) -> set:
@@ -37,6 +37,17 @@ def ancestors(bn, names) -> set:
     for v in names:
         out |= nx.ancestors(bn.graph, v)
     return out
+
+
+def bandwidth(bn, order: list) -> int:
+    r"""The largest distance, in ``order``, from a variable back to its earliest parent.
+
+    Under ``pyro.markov(order, history=bandwidth)`` enumeration recycles tensor dimensions: a variable's
+    dimension is reused once no later variable depends on it, so a Markov net of order k enumerates in
+    k + 1 dimensions whatever its length (torch tensors have at most 64).
+    """
+    position = {v: i for i, v in enumerate(order)}
+    return max((position[v] - min(position[u] for u in bn.parents(v)) for v in order if bn.parents(v)), default=0)
 
 
 def program(bn, x: Tensor | None = None, n: int | None = None, evidence: dict | None = None, only: set | None = None) -> dict:
@@ -55,12 +66,11 @@ def program(bn, x: Tensor | None = None, n: int | None = None, evidence: dict | 
     size = x.shape[0] if x is not None else (1 if n is None else int(n))
     evidence = bn.check_evidence(evidence)
     values = {}
+    order = [v for v in bn.variables if only is None or v in only]
     with pyro.plate("data", size):
-        for i, v in enumerate(bn.variables):
-            if only is not None and v not in only:
-                continue
+        for v in pyro.markov(order, history=bandwidth(bn, order)):
             logits = bn.table_logits(v, [values[u] for u in bn.parents(v)])
-            obs = x[:, i] if x is not None else evidence.get(v)
+            obs = x[:, bn.column[v]] if x is not None else evidence.get(v)
             if obs is not None and obs.ndim == 0:
                 obs = obs.expand(size)
             values[v] = pyro.sample(v, dist.Categorical(logits=logits), obs=obs)
@@ -98,18 +108,16 @@ def query(bn, targets, evidence: dict | None = None) -> Tensor:
             raise PPGenError(f"query evidence must be single values; got {v}={value!r}")
     keep = ancestors(bn, targets + list(evidence))
     trace = _enumerated_trace(functools.partial(program, bn, evidence=evidence, only=keep), first_available_dim=-2)
-    sites = [s for s in trace.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)]
-    symbol, operands, inputs = {}, [], []
-    for site in sites:
-        if not site["is_observed"]:
-            symbol[site["infer"]["_enumerate_dim"]] = get_symbol(len(symbol))
-    for site in sites:
-        f = site["log_prob"][..., 0]  # drop the plate of size 1; enumeration dims start at -2
-        dims = [d for d in range(-f.dim(), 0) if f.shape[d] > 1]
+    operands, inputs = [], []
+    for site in trace.nodes.values():
+        if site["type"] != "sample" or site_is_subsample(site):
+            continue
+        f = site["log_prob"]  # (..., 1): the plate of size 1 at dim -1, enumeration dims to its left
+        dims = [d for d in range(-f.dim(), -1) if f.shape[d] > 1]
+        ids = site["infer"]["_dim_to_id"]  # a recycled dimension means a different variable at each use
         operands.append(f.reshape([f.shape[d] for d in dims]))
-        inputs.append("".join(symbol[d - 1] for d in dims))
-    dims_of = {v: trace.nodes[v]["infer"]["_enumerate_dim"] for v in targets}
-    output = "".join(symbol[dims_of[v]] for v in targets)
+        inputs.append("".join(get_symbol(ids[d]) for d in dims))
+    output = "".join(get_symbol(trace.nodes[v]["infer"]["_dim_to_id"][trace.nodes[v]["infer"]["_enumerate_dim"]]) for v in targets)
     log_joint = contract(",".join(inputs) + "->" + output, *operands, backend="pyro.ops.einsum.torch_log")
     log_z = log_joint.logsumexp(tuple(range(log_joint.dim())))
     if not torch.isfinite(log_z):
