@@ -3,6 +3,7 @@ masks, receptive fields by autograd (the blind spot and its absence), the cached
 parallel pass and the naive sampler, save/load, validation, and (slow) the quality targets on digits."""
 
 import io
+import math
 
 import pytest
 import torch
@@ -178,6 +179,20 @@ def test_fit_evaluate_sample_on_digits_end_to_end(name):
     metrics = ppgen.evaluate(m, test, num_samples=10)
     assert metrics["test_nll_kind"] == "exact" and 0 < metrics["test_nll_nats"] < 64 * 0.7 + 5
     assert m.sample(4).shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize("name", PIXEL_MODELS)
+def test_trains_on_grey_levels_digits_gray(name):
+    train = ppgen.data.load("digits-gray", "train").subset(64)
+    m = ppgen.create(name, train, conditional=True)
+    with torch.no_grad():
+        before = float(-m.log_prob(train.x, train.y).mean())
+    ppgen.fit(m, train, steps=3, progress=False)
+    with torch.no_grad():
+        after = float(-m.log_prob(train.x, train.y).mean())
+    assert after < before < 64 * math.log(17) + 30  # from about uniform (64 log 17 = 181 nats) downwards
+    x = m.sample(3, torch.tensor([0, 1, 2]))
+    assert x.shape == (3, 1, 8, 8) and ((x >= 0) & (x <= 16) & (x == x.round())).all()
 
 
 # --- quality targets (issue 4: default config, exact test NLL on digits, <= 3 minutes on 2 cores) ------------
