@@ -2,10 +2,11 @@
 conditional samples by ``infer_discrete``, fitting by SVI, and reading the structure of any program.
 
 Every variable is one ``pyro.sample`` site named after it, inside a plate "data" over examples, drawn
-from ``Categorical(logits=cpt[row of its parents' values])``. Under ``poutine.enum`` each unobserved
-site gets its own tensor dimension, so the trace's log-probability factors are the net's CPTs as tensors;
-contracting them in log space (opt_einsum through ``pyro.ops.einsum``, which picks a variable-elimination
-order) gives exact marginals and conditionals.
+from ``Categorical(logits=cpt[row of its parents' values])``, in topological order under
+``pyro.markov(history=bandwidth)``. Under ``poutine.enum`` each unobserved site gets a tensor dimension
+(recycled once no later variable depends on it), so the trace's log-probability factors are the net's
+CPTs as tensors; contracting them in log space (opt_einsum through ``pyro.ops.einsum``, which picks a
+variable-elimination order) gives exact marginals and conditionals.
 
 References:
     Koller and Friedman, Probabilistic Graphical Models (2009), ch. 9 (variable elimination).
