@@ -96,12 +96,15 @@ class RunningActivationModel(AutoregressiveModel):
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
-        r"""n samples in O(DH) each: the running activation a_{i+1} = a_i + W_i e(x_i) is carried along."""
+        r"""n samples in O(DH) each: the running activation a_{i+1} = a_i + W_i e(x_i) is carried along.
+
+        Samples come from the model without dropout, whatever ``self.training`` says.
+        """
         y = self._labels_for_sampling(n, y)
         a = self.initial_activation(n, y).clone()  # (n, H)
         x = torch.zeros(n, self.spec.dim, device=self.device, dtype=self.dtype)
         for t, d in enumerate(self.order.tolist()):
-            out = self.hidden_units(a) @ self.V[t].T + self.b[t]  # (n, P)
+            out = ACTIVATIONS[self.activation](a) @ self.V[t].T + self.b[t]  # (n, P); never dropout
             xt = self.factor(out).sample().to(self.dtype)  # (n,)
             x[:, d] = xt
             a = a + self.encode(xt.unsqueeze(1))[:, 0] @ self.W[t]
