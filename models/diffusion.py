@@ -136,6 +136,8 @@ class DDPM(GenerativeModel):
             bound it makes tight; on rings8 it widens ancestral samples about 1.7x).
         hidden, blocks: the MLP denoiser's width and depth (vectors and tiny images).
         width: the U-Net denoiser's channels (images of at least 4 x 4).
+        fourier: the MLP's octaves of Fourier input features (default 6 for D <= 4, else 0).
+        architecture: the denoiser, "auto" (an MLP for vectors, a U-Net for images), "mlp" or "conv".
         ema_decay: the decay of the exponential moving average of the weights that sampling and
             evaluation use (0 disables it); the denoising objective updates it after each step.
 
@@ -161,6 +163,8 @@ class DDPM(GenerativeModel):
         hidden: int = 128,
         blocks: int = 3,
         width: int = 32,
+        fourier: int | None = None,
+        architecture: str = "auto",
         ema_decay: float = 0.999,
     ):
         super().__init__(spec)
@@ -168,9 +172,11 @@ class DDPM(GenerativeModel):
             raise PPGenError(f"unknown schedule {schedule!r}; expected one of: {', '.join(SCHEDULES)}")
         if int(timesteps) < 2:
             raise PPGenError(f"ddpm needs timesteps >= 2, got {timesteps}")
+        if architecture not in ("auto", "mlp", "conv") or architecture == "conv" and not spec.is_image:
+            raise PPGenError(f"architecture must be 'auto', 'mlp' or 'conv' (images only), got {architecture!r} for event shape {spec.event_shape}")
         self.schedule = Schedule(SCHEDULES[schedule](int(timesteps)), variance)
         self.T = int(timesteps)
-        self.net = denoiser(spec.event_shape, hidden=hidden, blocks=blocks, width=width, time_scale=1000.0 / self.T)
+        self.net = denoiser(spec.event_shape, hidden, blocks, width, time_scale=1000.0 / self.T, fourier=fourier, architecture=architecture)
         self.ema_decay = float(ema_decay)
         self.ema = None
         if self.ema_decay > 0:

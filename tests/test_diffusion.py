@@ -294,6 +294,8 @@ def test_bad_input_and_arguments_raise_ppgen_errors():
         m.sample(3, method="euler")
     with pytest.raises(PPGenError, match="schedule"):
         ppgen.create("ddpm", DataSpec("continuous", (2,)), schedule="quadratic")
+    with pytest.raises(PPGenError, match="architecture"):
+        ppgen.create("ddpm", DataSpec("continuous", (2,)), architecture="conv")
     with pytest.raises(PPGenError, match="loss"):
         ppgen.fit(m, tiny_data("categorical:5", (1, 2, 2)), steps=1, progress=False, loss="hybrid")
 
@@ -330,7 +332,13 @@ def test_evaluate_reports_the_bound_as_elbo_and_the_graph_is_a_chain():
     assert g.number_of_nodes() == 11 and list(g.successors("x_1")) == ["x"]
 
 
-@pytest.mark.parametrize("net", [MLPDenoiser(3, hidden=16, blocks=2), ConvDenoiser(1, width=8)])
+def test_image_data_can_use_the_flat_mlp_denoiser():
+    m = ppgen.create("ddpm", DataSpec("binary", (1, 8, 8)), timesteps=10, hidden=16, blocks=1, architecture="mlp")
+    assert not any(isinstance(x, ConvDenoiser) for x in m.modules())
+    assert m.sample(3).shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize("net", [MLPDenoiser(3, hidden=16, blocks=2, fourier=3), ConvDenoiser(1, width=8)])
 def test_denoisers_start_as_zero_and_broadcast_one_time_step(net):
     x = torch.randn(4, 3) if isinstance(net, MLPDenoiser) else torch.randn(4, 1, 6, 6)
     assert torch.equal(net(x, torch.tensor([1, 5, 9, 2])), torch.zeros_like(x))
