@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ppgen.base import register
 from ppgen.errors import PPGenError
-from ppgen.inference.langevin import energy_gradient, sgld
+from ppgen.inference.langevin import energy_gradient, kde_jump, sgld
 from ppgen.models.score import ChainSampledModel
 from ppgen.nn.energy import EnergyNet
 
@@ -39,11 +39,20 @@ class EBM(ChainSampledModel):
         hidden: the energy network's width.
         layers: its number of hidden layers.
         tau: the width of its confining Gaussian (standardized units).
+        energy_scale: the fixed factor on the network's output (see :class:`~ppgen.nn.energy.EnergyNet`).
         step_size: the SGLD step a on the standardized data.
-        noise_scale: the SGLD noise s (None: sqrt(2 a), Langevin proper).
+        noise_scale: the SGLD noise s; None for sqrt(2 a), which makes SGLD a Langevin chain for
+            exp(-E) itself, so that the density that contrastive divergence fits is the one reported.
+            (A smaller s, as in Du & Mordatch, samples exp(-E / T) with T = s^2 / (2 a) instead;
+            ``energy_scale`` = 1 / T with s = sqrt(2 a) is the same chain with a consistent density.)
         grad_clip: clamp of the energy gradient's entries in SGLD.
         train_steps: SGLD steps per negative batch in training.
+        jump_bandwidth: the kernel width of the Metropolis-Hastings jumps between modes (standardized
+            units; see :func:`~ppgen.inference.langevin.kde_jump`); None for no jumps.
         sample_steps: SGLD steps from noise in :meth:`sample`.
+        sample_jumps: rounds of (a jump proposed from the population's own KDE, then
+            ``jump_steps`` SGLD steps) after them, so that the chains' share of each mode follows exp(-E).
+        jump_steps: SGLD steps after each jump.
         quadrature_points: grid points per axis for log Z (2-D data).
         margin: the fraction of the data range added on each side of the quadrature box.
 
@@ -69,18 +78,24 @@ class EBM(ChainSampledModel):
         hidden: int = 128,
         layers: int = 3,
         tau: float | None = 4.0,
-        step_size: float = 1e-3,
-        noise_scale: float | None = 0.01,
-        grad_clip: float | None = 100.0,
-        train_steps: int = 30,
+        energy_scale: float = 20.0,
+        step_size: float = 5e-5,
+        noise_scale: float | None = None,
+        grad_clip: float | None = 1000.0,
+        train_steps: int = 20,
+        jump_bandwidth: float | None = 0.05,
         sample_steps: int = 300,
+        sample_jumps: int = 10,
+        jump_steps: int = 10,
         quadrature_points: int = 512,
         margin: float = 0.2,
     ):
         super().__init__(spec)
-        self.net = EnergyNet(spec.dim, hidden, layers, tau)
-        self.sampler = {"step_size": step_size, "noise_scale": noise_scale, "grad_clip": grad_clip, "train_steps": train_steps}
+        self.net = EnergyNet(spec.dim, hidden, layers, tau, energy_scale)
+        self.sampler = {"step_size": step_size, "noise_scale": noise_scale, "grad_clip": grad_clip, "train_steps": train_steps, "jump_bandwidth": jump_bandwidth}
         self.sample_steps = sample_steps
+        self.sample_jumps = sample_jumps if jump_bandwidth else 0
+        self.jump_steps = jump_steps
         self.quadrature_points = quadrature_points
         self.margin = margin
         self._log_z_cache = (None, None)
@@ -148,8 +163,20 @@ class EBM(ChainSampledModel):
 
     @property
     def num_sampling_steps(self) -> int:
-        return self.sample_steps
+        return self.sample_steps + self.sample_jumps * self.jump_steps
 
     def sample_u(self, n: int, on_step=None) -> Tensor:
         cfg = self.sampler
-        return sgld(self.energy_u, self.noise_u(n), self.sample_steps, cfg["step_size"], cfg["noise_scale"], cfg["grad_clip"], on_step=on_step)
+
+        def run(x, steps, offset):
+            shifted = None if on_step is None else (lambda t, u: t > 0 and on_step(offset + t, u))
+            return sgld(self.energy_u, x, steps, cfg["step_size"], cfg["noise_scale"], cfg["grad_clip"], on_step=shifted)
+
+        x = self.noise_u(n)
+        if on_step is not None:
+            on_step(0, x)
+        x = run(x, self.sample_steps, 0)
+        for r in range(self.sample_jumps):
+            x, _ = kde_jump(self.energy_u, x, x.clone(), cfg["jump_bandwidth"])
+            x = run(x, self.jump_steps, self.sample_steps + r * self.jump_steps)
+        return x

@@ -10,6 +10,7 @@ import ppgen
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
 from ppgen.inference.contrastive import ContrastiveDivergence, ReplayBuffer
+from ppgen.inference.langevin import kde_jump, sgld
 from ppgen.metrics import mode_coverage
 
 TINY = {"hidden": 16, "layers": 2, "train_steps": 3, "sample_steps": 5, "quadrature_points": 128}
@@ -29,7 +30,7 @@ def fitted(data, **config):
 
 
 def test_quadrature_density_integrates_to_one_on_an_independent_grid():
-    m = fitted(continuous())
+    m = fitted(continuous(), quadrature_points=400)
     grid, cell = m.quadrature_grid()
     lo, hi = grid.min(0).values, grid.max(0).values
     # a finer trapezoid grid over the same box, evaluated through the public evaluation_log_prob
@@ -63,8 +64,8 @@ def test_log_partition_cache_follows_the_parameters():
     m = fitted(continuous())
     z = m.log_partition()
     with torch.no_grad():
-        m.net.net[-1].bias.add_(1.0)  # E + 1: log Z - 1
-    assert abs(m.log_partition() - (z - 1.0)) < 1e-4
+        m.net.net[-1].bias.add_(1.0)  # E + scale: log Z - scale
+    assert abs(m.log_partition() - (z - m.net.scale)) < 1e-4
 
 
 def test_evaluation_log_prob_only_where_z_is_computable():
@@ -163,6 +164,39 @@ def test_contrastive_step_lowers_data_energy_relative_to_negatives():
     assert logs[-1]["cd"] < 0  # data energies pushed below the negatives'
     with pytest.raises(PPGenError, match="reinit"):
         ContrastiveDivergence(m, lr=1e-3, reinit=2.0)
+
+
+def test_kde_jumps_move_chains_to_the_modes_weights_that_langevin_cannot_fix():
+    # two wells of equal width and weights 0.2 / 0.8, 40 standard deviations apart: Langevin chains
+    # started half in each stay half in each; Metropolis-Hastings jumps restore 0.2 / 0.8.
+    gen = torch.Generator().manual_seed(4)
+    mu, s, w = torch.tensor([-2.0, 2.0], dtype=torch.float64), 0.1, torch.tensor([0.2, 0.8], dtype=torch.float64)
+
+    def energy(x):
+        return -torch.logsumexp(w.log() - 0.5 * (x - mu) ** 2 / s**2, dim=1)
+
+    x = torch.cat([torch.full((600, 1), -2.0), torch.full((600, 1), 2.0)]).double()
+    stuck = sgld(energy, x, 100, 1e-3, generator=gen)
+    assert abs(float((stuck > 0).double().mean()) - 0.5) < 0.01
+    pool = x + s * torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    rates = []
+    for _ in range(20):
+        x, rate = kde_jump(energy, x, pool, bandwidth=0.1, generator=gen)
+        rates.append(rate)
+    assert abs(float((x > 0).double().mean()) - 0.8) < 0.05  # 1,200 chains: standard error 0.012
+    assert 0 < rates[0] <= 1
+    assert x[x > 0].std() == pytest.approx(s, rel=0.1)
+
+
+def test_ebm_quick_compare_path_on_rings8():
+    train, test = ppgen.data.load("rings8", "train", n=2000), ppgen.data.load("rings8", "test", n=500)
+    m = ppgen.create("ebm", train, sample_steps=20, sample_jumps=2, quadrature_points=128)
+    ppgen.fit(m, train, budget_seconds=1, progress=False)
+    metrics = ppgen.evaluate(m, test, num_samples=10, n_mode_samples=500)
+    assert metrics["test_nll_kind"] == "quadrature" and math.isfinite(metrics["test_nll_nats"])
+    assert metrics["test_kl_gap_nats"] == pytest.approx(metrics["test_nll_nats"] - test.entropy)
+    assert metrics["modes_total"] == 8
+    assert m.sample(64).shape == (64, 2)
 
 
 @pytest.mark.slow

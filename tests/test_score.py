@@ -201,6 +201,29 @@ def test_smld_quick_compare_path_on_rings8():
     assert m.sample(64).shape == (64, 2)
 
 
+@pytest.mark.parametrize("name", ["smld", "ebm"])
+def test_score_figures(name, tmp_path):
+    from ppgen.plots.score import langevin_snapshots, score_field
+
+    data = ppgen.data.load("rings8", "train", n=256)
+    tiny = TINY if name == "smld" else {"hidden": 16, "layers": 2, "train_steps": 2, "sample_steps": 6, "quadrature_points": 64}
+    m = ppgen.create(name, data, **tiny)
+    ppgen.fit(m, data, steps=2, progress=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    score_field(ax, m, data, n=7)
+    fig.savefig(tmp_path / "field.png")
+    fig = langevin_snapshots(m, 50, [0, 2, m.num_sampling_steps])
+    assert len(fig.axes) == 3
+    fig.savefig(tmp_path / "chain.png")
+    image = ppgen.create(name, DataSpec("binary", (1, 3, 3)), **tiny)
+    langevin_snapshots(image, 4, [0, image.num_sampling_steps])
+    with pytest.raises(PPGenError, match="2-D"):
+        score_field(ax, image, data)
+    plt.close("all")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["rings8", "grid25"])
 def test_smld_covers_every_mode(name):

@@ -6,7 +6,7 @@ __all__ = ["EnergyNet"]
 
 
 class EnergyNet(nn.Module):
-    r"""E_theta(x) = f_theta(x) + |x|^2 / (2 tau^2): an MLP with SiLU activations plus a weak confinement.
+    r"""E_theta(x) = scale * f_theta(x) + |x|^2 / (2 tau^2): an MLP with SiLU activations plus a weak confinement.
 
     SiLU keeps E smooth, so that grad_x E (the negative score that SGLD follows) is continuous. The
     quadratic term with a wide ``tau`` makes exp(-E) integrable on all of R^D whatever the network
@@ -17,6 +17,8 @@ class EnergyNet(nn.Module):
         hidden: the width of the hidden layers.
         layers: the number of hidden layers.
         tau: the width of the confining Gaussian, in the (standardized) input units; None for none.
+        scale: a fixed factor on the network's output, so that an O(1) network spans energies of
+            O(scale) nats (a sharp density) while its initialisation and gradients keep their usual size.
 
     Example:
         >>> import torch
@@ -29,7 +31,7 @@ class EnergyNet(nn.Module):
         | https://arxiv.org/abs/1903.08689
     """
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, tau: float | None = 4.0):
+    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, tau: float | None = 4.0, scale: float = 1.0):
         super().__init__()
         sizes = [dim] + [hidden] * layers
         blocks = []
@@ -37,11 +39,12 @@ class EnergyNet(nn.Module):
             blocks += [nn.Linear(a, b), nn.SiLU()]
         self.net = nn.Sequential(*blocks, nn.Linear(hidden, 1))
         self.tau = tau
+        self.scale = scale
 
     def forward(self, x: Tensor) -> Tensor:
         r"""x: (B, *shape) -> E: (B,)."""
         h = x.reshape(x.shape[0], -1)  # (B, D)
-        e = self.net(h).squeeze(-1)
+        e = self.scale * self.net(h).squeeze(-1)
         if self.tau:
             e = e + 0.5 * (h**2).sum(-1) / self.tau**2
         return e

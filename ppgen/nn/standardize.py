@@ -64,7 +64,7 @@ class Standardize(nn.Module):
         x = u * self.scale + self.shift
         k = self.spec.num_categories
         if k:
-            x = x.round().clamp(0, k - 1)
+            x = x.round().clamp(0, k - 1) + 0.0  # + 0.0 turns -0.0 into 0.0
         return x
 
     def box(self, margin: float = 0.1) -> tuple[Tensor, Tensor]:
