@@ -25,6 +25,7 @@ __all__ = [
     "shift_down",
     "gate",
     "point_sources",
+    "condition_bias",
     "MaskedResidualBlock",
     "GatedBlock",
     "RasterCache",
@@ -144,7 +145,8 @@ def point_sources(height: int, width: int, like: Tensor | None = None) -> Tensor
     return eye.reshape(d, 1, height, width)
 
 
-def _bias(proj: nn.Module | None, e: Tensor | None) -> Tensor | float:
+def condition_bias(proj: nn.Module | None, e: Tensor | None) -> Tensor | float:
+    r"""The per-channel bias V e of a conditioning vector e (B, E), shaped (B, C, 1, 1); 0 without one."""
     return 0.0 if proj is None or e is None else proj(e)[..., None, None]
 
 
@@ -166,7 +168,7 @@ class MaskedResidualBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def _tail(self, a: Tensor, h: Tensor, e: Tensor | None) -> Tensor:
-        return h + self.out(self.drop(F.elu(a + _bias(self.cond, e))))
+        return h + self.out(self.drop(F.elu(a + condition_bias(self.cond, e))))
 
     def forward(self, h: Tensor, e: Tensor | None = None) -> Tensor:
         r"""h: (B, C, H, W), e: (B, E) or None -> (B, C, H, W)."""
@@ -184,7 +186,7 @@ class MaskedResidualBlock(nn.Module):
 class GatedBlock(nn.Module):
     r"""One Gated PixelCNN layer: a vertical stack (rows above) and a horizontal stack (the row so far).
 
-    v' = gate(W_v * v + V_v e),  h' = h + W_1 gate(W_h * h + W_vh shift_down(W_v * v) + V_h e).
+    v_pre = W_v * v + V_v e,  v' = gate(v_pre),  h' = h + W_1 gate(W_h * h + W_vh shift_down(v_pre) + V_h e).
 
     The vertical stack sees whole rows, so it is shifted down one row before the horizontal stack
     reads it; together they cover every earlier pixel: no blind spot. The first layer reads the image
@@ -215,19 +217,19 @@ class GatedBlock(nn.Module):
         return max(self.v_conv.margin, self.h_conv.margin)
 
     def _horizontal(self, hp: Tensor, h: Tensor, e: Tensor | None) -> Tensor:
-        out = self.h_out(self.drop(gate(hp + _bias(self.h_cond, e))))
+        out = self.h_out(self.drop(gate(hp + condition_bias(self.h_cond, e))))
         return out if self.first else h + out
 
     def forward(self, v: Tensor, h: Tensor, e: Tensor | None = None) -> tuple[Tensor, Tensor]:
         r"""v, h: (B, C_in, H, W), e: (B, E) or None -> v', h': (B, C, H, W)."""
-        vp = self.v_conv(v) + _bias(self.v_cond, e)  # (B, 2C, H, W)
+        vp = self.v_conv(v) + condition_bias(self.v_cond, e)  # (B, 2C, H, W)
         hp = self.h_conv(h) + self.v_to_h(shift_down(vp))
         return gate(vp), self._horizontal(hp, h, e)
 
     def vertical_row(self, vbuf: Tensor, margin: int, i: int, e: Tensor | None = None) -> Tensor:
         r"""The vertical pre-activation on row i, (B, 2C, 1, W), from the padded vertical input."""
         width = vbuf.shape[-1] - 2 * margin
-        return self.v_conv.window(vbuf, margin, (i, i + 1), (0, width)) + _bias(self.v_cond, e)
+        return self.v_conv.window(vbuf, margin, (i, i + 1), (0, width)) + condition_bias(self.v_cond, e)
 
     def horizontal_at(self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None) -> Tensor:
         r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at (i - 1, j) (zeros on row 0)."""
@@ -299,7 +301,7 @@ class PixelCNNStack(nn.Module):
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
         r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
-        h = self.first(x) + _bias(self.first_cond, e)
+        h = self.first(x) + condition_bias(self.first_cond, e)
         for block in self.blocks:
             h = block(h, e)
         return h
@@ -326,7 +328,7 @@ class _PlainCache(RasterCache):
     def at(self, i: int, j: int) -> Tensor:
         r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; needs every pixel before (i, j) set."""
         s, m = self.stack, self.m
-        h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + _bias(s.first_cond, self.e)  # (B, C, 1, 1)
+        h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e)  # (B, C, 1, 1)
         for k, block in enumerate(s.blocks):
             self._put(self.hs[k], i, j, h)
             self._put(self.acts[k], i, j, F.elu(h))

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, _bias
+from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, condition_bias
 
 __all__ = ["RowLSTM", "RowLSTMStack"]
 
@@ -52,7 +52,7 @@ class RowLSTM(nn.Module):
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
         r"""x: (B, C_in, H, W), e: (B, E) or None -> hidden states (B, C, H, W); a loop over the H rows only."""
-        gates = self.input_to_state(x) + _bias(self.cond, e)  # (B, 4C, H, W)
+        gates = self.input_to_state(x) + condition_bias(self.cond, e)  # (B, 4C, H, W)
         h = c = x.new_zeros(x.shape[0], self.channels, x.shape[-1])  # (B, C, W)
         rows = []
         for r in range(x.shape[-2]):
@@ -120,7 +120,7 @@ class RowLSTMStack(nn.Module):
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
         r"""x: (B, C_in, H, W) -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
-        h = self.first(x) + _bias(self.first_cond, e)
+        h = self.first(x) + condition_bias(self.first_cond, e)
         for lstm, proj in zip(self.lstms, self.projections):
             h = h + proj(self.drop(lstm(h, e)))
         return h
@@ -146,7 +146,7 @@ class _RowCache(RasterCache):
 
     def at(self, i: int, j: int) -> Tensor:
         s, m = self.stack, self.m
-        self._put(self.hs[0], i, j, s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + _bias(s.first_cond, self.e))
+        self._put(self.hs[0], i, j, s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e))
         for k, (lstm, proj) in enumerate(zip(s.lstms, s.projections)):
             h = lstm.at(self.hs[k], self.states[k], self.cells[k], m, i, j, self.e)  # (B, C)
             self._put(self.hs[k + 1], i, j, self.hs[k][..., m + i : m + i + 1, m + j : m + j + 1] + proj(h[..., None, None]))
