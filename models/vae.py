@@ -53,6 +53,8 @@ class VAE(GenerativeModel):
         decoder_scale: for continuous data, the Normal scale is output by the decoder ("conditional"),
             one parameter per dimension ("diagonal") or one shared parameter ("isotropic").
         elbo_samples: the draws averaged by :meth:`log_prob`.
+        dropout: dropout after each hidden layer of both networks while training (a regularizer for small
+            data sets; evaluation and sampling run in eval mode, without it).
 
     Example:
         >>> import ppgen, torch
@@ -75,10 +77,13 @@ class VAE(GenerativeModel):
         analytic_kl: bool = True,
         decoder_scale: str = "conditional",
         elbo_samples: int = 16,
+        dropout: float = 0.0,
     ):
         super().__init__(spec)
         if latent_dim < 1 or any(h < 1 for h in hidden):
             raise PPGenError(f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}")
+        if not 0 <= dropout < 1:
+            raise PPGenError(f"{self.name}: dropout must be in [0, 1), got {dropout}")
         if decoder_scale not in SCALES:
             raise PPGenError(f"{self.name}: decoder_scale must be one of {', '.join(SCALES)}, got {decoder_scale!r}")
         self.latent_dim, self.hidden = latent_dim, tuple(hidden)
@@ -86,11 +91,11 @@ class VAE(GenerativeModel):
         self.params_shape = factorized_params_shape(spec)
         self.shared_scale = spec.kind == "continuous" and decoder_scale != "conditional"
         context = self.context_dim()
-        self.features = mlp(spec.dim + context, self.hidden)  # (B, H): also the IAF's context
+        self.features = mlp(spec.dim + context, self.hidden, dropout=dropout)  # (B, H): also the IAF's context
         self.feature_dim = self.hidden[-1] if self.hidden else spec.dim + context
         self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim)
         out = spec.dim if self.shared_scale else math.prod(self.params_shape)
-        self.decoder = mlp(latent_dim + context, tuple(reversed(self.hidden)), out)
+        self.decoder = mlp(latent_dim + context, tuple(reversed(self.hidden)), out, dropout=dropout)
         if self.shared_scale:
             self.log_scale = nn.Parameter(torch.zeros(spec.dim if decoder_scale == "diagonal" else 1))
         self.register_buffer("prior_loc", torch.zeros(latent_dim))

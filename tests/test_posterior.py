@@ -44,11 +44,13 @@ def decoder_of(m):
     return w, b, (2 * m.log_scale).exp().squeeze()
 
 
+@torch.no_grad()
 def exact_log_prob(m, x):
     w, b, s2 = decoder_of(m)
     return MultivariateNormal(b, w @ w.T + s2 * torch.eye(D, dtype=x.dtype)).log_prob(x)
 
 
+@torch.no_grad()
 def exact_posterior(m, x):
     r"""p(z | x) = N(M^-1 W^T (x - b), s2 M^-1) with M = W^T W + s2 I: means (B, L) and covariance (L, L)."""
     w, b, s2 = decoder_of(m)
@@ -56,6 +58,7 @@ def exact_posterior(m, x):
     return (x - b) @ w @ minv.T, s2 * minv
 
 
+@torch.no_grad()
 def analytic_elbo(m, x):
     r"""E_q[log p(x | z)] - KL(q || p) for the amortized Normal guide, in closed form."""
     w, b, s2 = decoder_of(m)

@@ -53,7 +53,7 @@ def quadrature_log_prob(m, x, y=None, nodes=60):
 @pytest.mark.parametrize("kind", list(SPECS))
 @pytest.mark.parametrize("name", NAMES)
 def test_shapes_and_every_parameter_gets_a_gradient(name, kind):
-    m = tiny(name, SPECS[kind])
+    m = tiny(name, SPECS[kind], dropout=0.1 if kind == "binary" else 0.0)
     y = labels(m, 5)
     x = m.sample(5, y=y)
     assert x.shape == (5, *SPECS[kind].event_shape)
@@ -166,6 +166,8 @@ def test_validation_errors():
         m.log_prob(torch.zeros(2, 9, dtype=torch.float64))
     with pytest.raises(PPGenError, match="decoder_scale"):
         ppgen.create("vae", spec, decoder_scale="free")
+    with pytest.raises(PPGenError, match="dropout"):
+        ppgen.create("vae", spec, dropout=1.0)
     with pytest.raises(PPGenError, match="analytic_kl"):
         ppgen.create("vae-iaf", spec, analytic_kl=True)
     with pytest.raises(PPGenError, match="bad config"):
@@ -247,3 +249,22 @@ def test_digits_test_nll_target(name, target):
     ppgen.fit(m, train, progress=False)
     nll = -float(m.estimate_log_prob(test.x, 1000).mean())
     assert nll <= target, nll
+
+
+def test_latent_figures(tmp_path):
+    from ppgen.plots.latent import attribute_arithmetic, interpolation, latent_map
+
+    test = ppgen.data.load("digits", "test").subset(60)
+    for latent_dim in (2, 3):
+        m = ppgen.create("vae", test, latent_dim=latent_dim, hidden=(16,))
+        figures = [interpolation(m, test.x[0], test.x[1], steps=5), attribute_arithmetic(m, test, 1, 7, n=4), latent_map(m, test)]
+        for i, fig in enumerate(figures):
+            fig.savefig(tmp_path / f"{latent_dim}_{i}.png")
+        assert len(list(tmp_path.glob(f"{latent_dim}_*.png"))) == 3
+    c = ppgen.create("cvae", test, latent_dim=2, hidden=(16,))
+    latent_map(c, test).savefig(tmp_path / "cvae.png")
+    with pytest.raises(PPGenError, match="conditional"):
+        attribute_arithmetic(c, test, 1, 7)
+    flat = ppgen.create("vae", DataSpec("continuous", (2,)), latent_dim=2, hidden=(4,))
+    with pytest.raises(PPGenError, match="images"):
+        interpolation(flat, torch.zeros(2), torch.ones(2))
