@@ -88,8 +88,8 @@ class AdversarialObjective(Objective):
         d_steps: discriminator steps per generator step.
         gp_weight: lambda of the gradient penalty (wasserstein-gp).
         betas: Adam's betas for both players.
-        d_lr: the discriminator's learning rate (default ``lr``).
-        lr_decay: multiply both learning rates by this after each epoch (default 1).
+        d_lr: the discriminator's learning rate (default ``lr`` times the model's ``d_lr_scale``, else ``lr``).
+        lr_decay: multiply both learning rates by this after each epoch (default the model's, else 1).
         train_generator: False freezes G (e.g. to fit D to a fixed p_g).
         clip_norm: clip both players' gradient norms.
         check_every: measure coverage every this many epochs (0: never).
@@ -107,7 +107,7 @@ class AdversarialObjective(Objective):
         gp_weight: float | None = None,
         betas: tuple | None = None,
         d_lr: float | None = None,
-        lr_decay: float = 1.0,
+        lr_decay: float | None = None,
         train_generator: bool = True,
         clip_norm: float | None = None,
         check_every: int = 5,
@@ -133,9 +133,10 @@ class AdversarialObjective(Objective):
         self.modes, self.mode_std = modes, mode_std
         self.collapse_drop = collapse_drop
         self.n_check = n_check
-        self.optimizers["discriminator"] = torch.optim.Adam(model.discriminator_parameters(), lr=d_lr or lr, betas=betas)
+        d_lr = d_lr or lr * defaults.get("d_lr_scale", 1.0)
+        self.optimizers["discriminator"] = torch.optim.Adam(model.discriminator_parameters(), lr=d_lr, betas=betas)
         self.optimizers["generator"] = torch.optim.Adam(model.generator_parameters(), lr=lr, betas=betas)
-        self.lr_decay = lr_decay
+        self.lr_decay = float(lr_decay if lr_decay is not None else defaults.get("lr_decay", 1.0))
         self.calls = 0
         self.epochs = 0
         self.history: list[dict] = []

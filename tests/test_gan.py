@@ -226,3 +226,42 @@ def test_evaluate_and_quick_compare_path_on_rings8():
         assert metrics["test_nll_nats"] is None and metrics["density"] == "implicit"
         assert metrics["modes_total"] == 8 and 0 <= metrics["hq_fraction"] <= 1
         assert model.sample(64).shape == (64, 2)
+
+
+# --- quality targets (slow: minutes of training; numbers reported from benchmarks/gan_quality.py) ---------
+def coverage_over_seeds(model_name, data_name, seeds=(0, 1, 2)):
+    from ppgen.metrics import mode_coverage
+
+    train = ppgen.data.load(data_name, "train")
+    rows = []
+    for seed in seeds:
+        ppgen.seed_everything(seed)
+        model = ppgen.create(model_name, train)
+        ppgen.fit(model, train, progress=False)
+        rows.append(mode_coverage(model.sample(2500), train.truth.means, train.truth.std))
+    return sum(r["modes_covered"] for r in rows) / len(rows), sum(r["hq_fraction"] for r in rows) / len(rows)
+
+
+@pytest.mark.slow
+def test_wgan_gp_covers_every_mode_of_rings8():
+    modes, hq = coverage_over_seeds("wgan-gp", "rings8")
+    assert modes == 8 and hq >= 0.9
+
+
+@pytest.mark.slow
+def test_wgan_gp_covers_grid25():
+    modes, hq = coverage_over_seeds("wgan-gp", "grid25")
+    assert modes >= 24 and hq >= 0.9
+
+
+@pytest.mark.slow
+def test_dcgan_digits_beat_independent_pixels_on_fd_digits():
+    from ppgen.metrics import image_sample_quality
+
+    train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
+    dcgan, independent = ppgen.create("dcgan", train), ppgen.create("independent", train)
+    ppgen.fit(dcgan, train, progress=False)
+    ppgen.fit(independent, train, progress=False)
+    fd_gan = image_sample_quality(dcgan.sample(1000), test)["fd_digits"]
+    fd_ind = image_sample_quality(independent.sample(1000), test)["fd_digits"]
+    assert fd_gan < fd_ind
