@@ -152,7 +152,7 @@ class DDPM(GenerativeModel):
     family = "diffusion"
     density = "lower-bound"
     objective = "denoising"
-    fit_defaults = {"epochs": 200, "batch_size": 256, "lr": 2e-3}
+    fit_defaults = {"epochs": 300, "batch_size": 256, "lr": 2e-3}
 
     def __init__(
         self,
