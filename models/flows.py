@@ -31,7 +31,7 @@ from torch.distributions import ComposeTransform
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
-from ppgen.flows import ActNorm, conditional_invertible_planar, invertible_planar
+from ppgen.flows import ActNorm, BoundedScale, conditional_invertible_planar, invertible_planar
 
 __all__ = ["VectorFlow", "RealNVP", "MAF", "NSF", "PlanarFlow", "iaf"]
 
@@ -141,8 +141,9 @@ def _autoregressive_net(flow: VectorFlow, param_dims: list[int]) -> nn.Module:
 class RealNVP(VectorFlow):
     r"""RealNVP: affine coupling steps, z_b = x_b exp(s(x_a)) + t(x_a), with the halves swapped between steps.
 
-    Pyro's ``AffineCoupling`` (``ConditionalAffineCoupling`` with ``conditional=True``), log-scale
-    clamped to [-5, 3]. Density and sampling are both one pass.
+    Pyro's ``AffineCoupling`` (``ConditionalAffineCoupling`` with ``conditional=True``), the
+    log-scale softly bounded to [-2.5, 2.5] (:class:`~ppgen.flows.BoundedScale`). Density and
+    sampling are both one pass.
 
     Example:
         >>> import ppgen
@@ -152,7 +153,7 @@ class RealNVP(VectorFlow):
     """
 
     name = "realnvp"
-    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.95, "clip_norm": 10.0}
+    fit_defaults = {"epochs": 120, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.972, "clip_norm": 10.0}
 
     def __init__(self, spec, num_layers: int = 10, hidden_dims: tuple = (64, 64), conditional: bool = False):
         super().__init__(spec, num_layers, hidden_dims, conditional)
@@ -161,8 +162,8 @@ class RealNVP(VectorFlow):
         split = self.dim // 2
         out = [self.dim - split, self.dim - split]
         if self.conditional:
-            return T.ConditionalAffineCoupling(split, ConditionalDenseNN(split, self.context_dim, self.hidden_dims, out))
-        return T.AffineCoupling(split, DenseNN(split, self.hidden_dims, out))
+            return T.ConditionalAffineCoupling(split, BoundedScale(ConditionalDenseNN(split, self.context_dim, self.hidden_dims, out)))
+        return T.AffineCoupling(split, BoundedScale(DenseNN(split, self.hidden_dims, out)))
 
 
 @register
@@ -170,17 +171,17 @@ class MAF(VectorFlow):
     r"""Masked autoregressive flow: z_i = mu_i(x_<i) + exp(s_i(x_<i)) x_i, the order reversed between steps.
 
     Pyro's ``AffineAutoregressive`` run data -> base (density in one pass, sampling in D passes),
-    log-scale clamped to [-5, 3].
+    the log-scale softly bounded to [-2.5, 2.5] (:class:`~ppgen.flows.BoundedScale`).
     """
 
     name = "maf"
-    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.95, "clip_norm": 10.0}
+    fit_defaults = {"epochs": 150, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.977, "clip_norm": 10.0}
 
     def __init__(self, spec, num_layers: int = 5, hidden_dims: tuple = (64, 64), conditional: bool = False):
         super().__init__(spec, num_layers, hidden_dims, conditional)
 
     def make_step(self, i):
-        net = _autoregressive_net(self, [1, 1])
+        net = BoundedScale(_autoregressive_net(self, [1, 1]))
         if self.conditional:
             return T.ConditionalAffineAutoregressive(net)
         return T.AffineAutoregressive(net)
@@ -201,7 +202,7 @@ class NSF(VectorFlow):
     """
 
     name = "nsf"
-    fit_defaults = {"epochs": 60, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.95, "clip_norm": 10.0}
+    fit_defaults = {"epochs": 100, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.966, "clip_norm": 10.0}
 
     def __init__(self, spec, num_layers: int = 4, hidden_dims: tuple = (64, 64), conditional: bool = False, count_bins: int = 16, bound: float = 4.0):
         self.count_bins, self.bound = count_bins, bound

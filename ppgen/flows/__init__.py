@@ -6,6 +6,7 @@ maps, splines) are used directly by :mod:`ppgen.models.flows`.
 """
 
 from ppgen.flows.actnorm import ActNorm
+from ppgen.flows.bounded import BoundedScale
 from ppgen.flows.conv1x1 import InvertibleConv1x1
 from ppgen.flows.coupling2d import AffineCoupling2d, coupling_net
 from ppgen.flows.dequantization import UniformDequantizer, VariationalDequantizer
@@ -16,6 +17,7 @@ from ppgen.flows.squeeze import Squeeze
 __all__ = [
     "ActNorm",
     "AffineCoupling2d",
+    "BoundedScale",
     "ConditionalInvertiblePlanar",
     "InvertibleConv1x1",
     "InvertiblePlanar",
