@@ -94,7 +94,7 @@ def inspect_point(
 
     nuts_summary = az.summary(nuts, var_names=["z"])
     guide_summary = az.summary(guide, var_names=["z"], kind="stats")
-    r_hat_max = float(nuts_summary["r_hat"].max())
+    r_hat_max = float(az.rhat(nuts, var_names=["z"])["z"].max())  # unrounded (the summary shows 2 decimals)
     khat = float(guide.sample_stats["psis_khat"].values[0])
     w = guide.sample_stats["weight"].values[0, :, 0]
     ess = float(1.0 / np.sum(w**2))
