@@ -199,7 +199,6 @@ def test_trains_on_grey_levels_digits_gray(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,target", [("pixelcnn", 17.2), ("gated-pixelcnn", 17.0), ("pixelrnn", 17.2)])
 def test_digits_test_nll_target(name, target):
-    torch.set_num_threads(2)
     train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
     m = ppgen.create(name, train)
     ppgen.fit(m, train, progress=False)
