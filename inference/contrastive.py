@@ -84,7 +84,8 @@ class ContrastiveDivergence(Objective):
     a bandwidth of None skips the jumps).
 
     Options:
-        alpha: weight of the energy-magnitude penalty (default 0.001: energies span tens of nats).
+        alpha: weight of the energy-magnitude penalty (default 0.01; it also keeps the depths of modes
+            that no chain visits from drifting).
         reinit: probability that a chain restarts from noise (default 0.05).
         buffer_size: replay-buffer capacity (default 10,000).
         clip_norm: clip the gradient norm (default 1.0; None disables).
@@ -93,7 +94,7 @@ class ContrastiveDivergence(Objective):
     "jump_rate" (the acceptance rate of the jumps).
     """
 
-    def __init__(self, model, lr: float, alpha: float = 1e-3, reinit: float = 0.05, buffer_size: int = 10_000, clip_norm: float | None = 1.0, **options):
+    def __init__(self, model, lr: float, alpha: float = 0.01, reinit: float = 0.05, buffer_size: int = 10_000, clip_norm: float | None = 1.0, **options):
         super().__init__(model, lr, **options)
         if not 0 <= reinit <= 1:
             raise PPGenError(f"reinit must be a probability in [0, 1], got {reinit}")
@@ -103,6 +104,19 @@ class ContrastiveDivergence(Objective):
         self.buffer = ReplayBuffer(buffer_size)
         self.jump_rate = 0.0
         self.optimizers["adam"] = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.0, 0.999))
+
+    def state_dict(self) -> dict:
+        r"""The optimizer's state and the replay buffer's chains, so that a resumed fit keeps its chains."""
+        state = super().state_dict()
+        if len(self.buffer):
+            state["replay_buffer"] = self.buffer.states[: len(self.buffer)].detach().cpu().clone()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "replay_buffer" in state:
+            self.buffer = ReplayBuffer(self.buffer.capacity)
+            self.buffer.push(state["replay_buffer"].to(self.model.device))
 
     def negatives(self, like: Tensor) -> Tensor:
         r"""Chain starts (buffer or noise) run through the model's SGLD; pushed back to the buffer."""

@@ -26,8 +26,9 @@ class EBM(ChainSampledModel):
     r"""An energy network E_theta; ``log_prob`` returns the unnormalized -E(x) = log p(x) + log Z.
 
     The Pyro program observes site "x" from a :class:`~ppgen.likelihoods.SampledDistribution`
-    whose ``sample`` runs SGLD on E from uniform noise over the data's box and whose ``log_prob`` is
-    -E(x). Training is persistent contrastive divergence with a replay buffer
+    whose ``sample`` runs SGLD on E from uniform noise over the data's box, then rounds of
+    Metropolis-Hastings jumps proposed from the chains' own kernel density estimate (a resample-move
+    step that moves chains between modes by their depth), and whose ``log_prob`` is -E(x). Training is persistent contrastive divergence with a replay buffer
     (``ppgen.inference.contrastive``, objective "contrastive"). On 2-D continuous data
     ``evaluation_log_prob`` is the exact log p(x) = -E(x) - log Z with log Z by quadrature on a
     ``quadrature_points``^2 midpoint grid over the range of the training data widened by
@@ -75,7 +76,7 @@ class EBM(ChainSampledModel):
     def __init__(
         self,
         spec,
-        hidden: int = 128,
+        hidden: int = 64,
         layers: int = 3,
         tau: float | None = 4.0,
         energy_scale: float = 20.0,

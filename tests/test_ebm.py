@@ -162,6 +162,9 @@ def test_contrastive_step_lowers_data_energy_relative_to_negatives():
     cd.step(data.x[:64], None)
     assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
     assert logs[-1]["cd"] < 0  # data energies pushed below the negatives'
+    resumed = ContrastiveDivergence(m, lr=1e-2, buffer_size=100)
+    resumed.load_state_dict(cd.state_dict())
+    assert torch.equal(resumed.buffer.states, cd.buffer.states)
     with pytest.raises(PPGenError, match="reinit"):
         ContrastiveDivergence(m, lr=1e-3, reinit=2.0)
 
