@@ -2,6 +2,8 @@
 
 from torch import Tensor, nn
 
+from ppgen.nn.fourier import FourierFeatures
+
 __all__ = ["EnergyNet"]
 
 
@@ -17,6 +19,7 @@ class EnergyNet(nn.Module):
         hidden: the width of the hidden layers.
         layers: the number of hidden layers.
         tau: the width of the confining Gaussian, in the (standardized) input units; None for none.
+        fourier: octaves of Fourier input features (see :class:`~ppgen.nn.fourier.FourierFeatures`).
         scale: a fixed factor on the network's output, so that an O(1) network spans energies of
             O(scale) nats (a sharp density) while its initialisation and gradients keep their usual size.
 
@@ -31,9 +34,10 @@ class EnergyNet(nn.Module):
         | https://arxiv.org/abs/1903.08689
     """
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, tau: float | None = 4.0, scale: float = 1.0):
+    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, tau: float | None = 4.0, scale: float = 1.0, fourier: int = 0):
         super().__init__()
-        sizes = [dim] + [hidden] * layers
+        self.features = FourierFeatures(fourier)
+        sizes = [self.features.out_features(dim)] + [hidden] * layers
         blocks = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             blocks += [nn.Linear(a, b), nn.SiLU()]
@@ -44,7 +48,7 @@ class EnergyNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         r"""x: (B, *shape) -> E: (B,)."""
         h = x.reshape(x.shape[0], -1)  # (B, D)
-        e = self.scale * self.net(h).squeeze(-1)
+        e = self.scale * self.net(self.features(h)).squeeze(-1)
         if self.tau:
             e = e + 0.5 * (h**2).sum(-1) / self.tau**2
         return e

@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from ppgen.nn.fourier import FourierFeatures
 from ppgen.nn.time_embedding import sinusoidal_embedding
 
 __all__ = ["NoiseConditionalScoreNet"]
@@ -38,8 +39,8 @@ class NoiseConditionalScoreNet(nn.Module):
     def __init__(self, dim: int, hidden: int = 256, layers: int = 3, fourier: int = 0, embedding: int = 32):
         super().__init__()
         self.embedding = embedding
-        self.register_buffer("frequencies", torch.pi * 2.0 ** torch.arange(fourier))
-        sizes = [dim * (1 + 2 * fourier)] + [hidden] * layers
+        self.features = FourierFeatures(fourier)
+        sizes = [self.features.out_features(dim)] + [hidden] * layers
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.conditions = nn.ModuleList(nn.Linear(embedding, hidden) for _ in range(layers))
         self.out = nn.Linear(hidden, dim)
@@ -50,10 +51,7 @@ class NoiseConditionalScoreNet(nn.Module):
     def forward(self, x: Tensor, sigma: Tensor) -> Tensor:
         r"""x: (B, *shape), sigma: (B,) or () -> score (B, *shape)."""
         shape = x.shape
-        h = x.reshape(shape[0], -1)  # (B, D)
-        if len(self.frequencies):
-            a = (h.unsqueeze(-1) * self.frequencies).flatten(1)  # (B, D F)
-            h = torch.cat([h, torch.sin(a), torch.cos(a)], dim=1)
+        h = self.features(x.reshape(shape[0], -1))  # (B, D (1 + 2 fourier))
         sigma = sigma.to(x.dtype).expand(shape[0])
         e = sinusoidal_embedding(100 * sigma.log(), self.embedding)  # (B, E)
         for linear, condition in zip(self.linears, self.conditions):
