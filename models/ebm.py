@@ -40,7 +40,9 @@ class EBM(ChainSampledModel):
         hidden: the energy network's width.
         layers: its number of hidden layers.
         tau: the width of its confining Gaussian (standardized units).
-        fourier: octaves of Fourier input features (None: 6 for data of dimension <= 4, else 0).
+        fourier: octaves of Fourier input features (default 0: on rings8, 6 octaves gave sharper
+            samples, 33% high-quality against 7%, but spurious deep wells that no chain visits, and a
+            quadrature NLL of 17.2 nats against 0.32).
         energy_scale: the fixed factor on the network's output (see :class:`~ppgen.nn.energy.EnergyNet`).
         step_size: the SGLD step a on the standardized data.
         noise_scale: the SGLD noise s; None for sqrt(2 a), which makes SGLD a Langevin chain for
@@ -80,7 +82,7 @@ class EBM(ChainSampledModel):
         hidden: int = 64,
         layers: int = 3,
         tau: float | None = 4.0,
-        fourier: int | None = None,
+        fourier: int = 0,
         energy_scale: float = 20.0,
         step_size: float = 5e-5,
         noise_scale: float | None = None,
@@ -94,7 +96,6 @@ class EBM(ChainSampledModel):
         margin: float = 0.2,
     ):
         super().__init__(spec)
-        fourier = (6 if spec.dim <= 4 else 0) if fourier is None else fourier
         self.net = EnergyNet(spec.dim, hidden, layers, tau, energy_scale, fourier)
         self.sampler = {"step_size": step_size, "noise_scale": noise_scale, "grad_clip": grad_clip, "train_steps": train_steps, "jump_bandwidth": jump_bandwidth}
         self.sample_steps = sample_steps
