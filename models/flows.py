@@ -175,9 +175,9 @@ class MAF(VectorFlow):
     """
 
     name = "maf"
-    fit_defaults = {"epochs": 150, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.977, "clip_norm": 10.0}
+    fit_defaults = {"epochs": 200, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.983, "clip_norm": 10.0}
 
-    def __init__(self, spec, num_layers: int = 5, hidden_dims: tuple = (64, 64), conditional: bool = False):
+    def __init__(self, spec, num_layers: int = 10, hidden_dims: tuple = (64, 64), conditional: bool = False):
         super().__init__(spec, num_layers, hidden_dims, conditional)
 
     def make_step(self, i):
