@@ -100,7 +100,7 @@ def test_digits_split_and_kinds():
 @pytest.mark.parametrize("name", ["rings8", "grid25", "checkerboard"])
 def test_synthetic_density_integrates_to_one(name):
     truth = data.load(name, "test").truth
-    lim, n = (5.0, 2001) if name == "grid25" else (2.5, 2001)
+    lim, n = (5.0, 1201) if name == "grid25" else (2.5, 1001)
     g = torch.linspace(-lim, lim, n, dtype=torch.float64)
     xx, yy = torch.meshgrid(g, g, indexing="ij")
     p = truth.log_prob(torch.stack([xx, yy], -1)).exp()
