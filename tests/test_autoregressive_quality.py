@@ -3,7 +3,6 @@ config (constructor defaults and ``fit_defaults``), scored by its reported exact
 Slow: run by ``make test-all``."""
 
 import pytest
-import torch
 
 import ppgen
 
@@ -13,7 +12,6 @@ TARGETS = {"fvsbn": 18.4, "nade": 16.8, "made": 17.2}
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_default_config_reaches_target_on_digits(name):
-    torch.set_num_threads(2)
     train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
     model = ppgen.create(name, train)
     ppgen.fit(model, train, progress=False)
