@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-__all__ = ["image_grid", "scatter_over_density", "vector_rows", "draw_samples", "sample_figure", "nll_bars", "training_curve"]
+__all__ = ["image_grid", "scatter_over_density", "square_axes", "vector_rows", "draw_samples", "sample_figure", "nll_bars", "training_curve"]
 
 
 def image_grid(ax, images: torch.Tensor, nrow: int | None = None, levels: int | None = None, title: str | None = None):
@@ -55,8 +55,14 @@ def scatter_over_density(ax, samples: torch.Tensor, data=None, title: str | None
     elif data is not None:
         ax.scatter(*data.x[:2000].cpu().numpy().T, s=2, c="lightsteelblue", alpha=0.6)
     ax.scatter(s[:, 0], s[:, 1], s=2, c="crimson", alpha=0.5)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
+    return square_axes(ax, lim, title)
+
+
+def square_axes(ax, lim: float | None = None, title: str | None = None):
+    r"""A square 2-D panel over [-lim, lim]^2 without ticks, with an optional small title."""
+    if lim is not None:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])

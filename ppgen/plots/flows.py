@@ -6,7 +6,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from ppgen.plots.core import draw_samples, scatter_over_density  # noqa: E402
+from ppgen.plots.core import draw_samples, scatter_over_density, square_axes  # noqa: E402
 
 __all__ = ["density_heatmap", "warped_grid", "flow_figure"]
 
@@ -52,15 +52,7 @@ def warped_grid(ax, model, lim: float | None = None, base_lim: float = 3.0, line
         for line in (torch.stack([t, c.expand_as(t)], 1), torch.stack([c.expand_as(t), t], 1)):
             x = f_inv(line).float().cpu().numpy()
             ax.plot(x[:, 0], x[:, 1], lw=0.6, color=plt.cm.viridis(i / (lines - 1)))
-    if lim is not None:
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return ax
+    return square_axes(ax, lim, title)
 
 
 def flow_figure(model, data, n_samples: int = 2000, lim: float | None = None):
