@@ -90,8 +90,7 @@ def fit(
     result = FitResult()
     last_good = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
-    total = epochs if epochs is not None else None
-    bar = tqdm(total=total, initial=start_epoch, desc=f"fit {model.name}", unit="epoch", disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(total=epochs, initial=start_epoch, desc=f"fit {model.name}", unit="epoch", disable=not progress, file=sys.stderr, leave=False)
     epoch = start_epoch
     model.train()
     try:

@@ -25,11 +25,11 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
-from ppgen.base import GenerativeModel, register
+from ppgen.base import GenerativeModel, create, register
 from ppgen.errors import PPGenError
-from ppgen.nn.gan_nets import conv_discriminator, conv_generator, mlp_discriminator, mlp_generator
+from ppgen.nn.gan_nets import Generator, conv_discriminator, conv_generator, mlp_discriminator, mlp_generator
 
-__all__ = ["GAN", "WGANGP", "DCGAN"]
+__all__ = ["GAN", "WGANGP", "DCGAN", "fixed_affine_gan"]
 
 LOSSES = ("minimax", "non-saturating", "wasserstein-gp")
 
@@ -226,3 +226,24 @@ class DCGAN(GAN):
     default_arch = "conv"
     fit_defaults = {"epochs": 150, "batch_size": 64, "lr": 2e-4}
     adversarial_defaults = {"d_steps": 1, "d_lr_scale": 1.0, "betas": (0.5, 0.999), "gp_weight": 0.0, "lr_decay": 1.0}
+
+
+def fixed_affine_gan(data, loc: float, scale: float, **config) -> GAN:
+    r"""A `gan` on 1-D continuous data whose generator is fixed to G(z) = scale z + loc, so p_g = N(loc, scale^2).
+
+    The data enter the discriminator unstandardised, so D sees p_data and p_g as they are: the setting
+    in which the optimal discriminator D*(x) = p_data / (p_data + p_g) and the game value are known.
+    Train only D with ``ppgen.fit(model, data, train_generator=False, ...)``.
+
+    Arguments:
+        data: a 1-D continuous data set, (N, 1).
+        config: options of the `gan` constructor (``latent_dim`` must be 1).
+    """
+    model = create("gan", data, **config)
+    affine = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        affine.weight.fill_(scale)
+        affine.bias.fill_(loc)
+    model.generator = Generator(affine)
+    model.stats_ready.fill_(True)  # identity standardisation: x_loc = 0, x_scale = 1
+    return model

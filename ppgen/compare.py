@@ -4,7 +4,6 @@ Writes ``report.md``, ``report.json``, one sample figure per model, a panel of a
 bar chart of test NLL.
 """
 
-import json
 import math
 import traceback
 from pathlib import Path
@@ -138,6 +137,3 @@ def format_table(rows: list[dict]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table)
 
-
-def read_rows(path: Path) -> list[dict]:
-    return json.loads(Path(path).read_text())["rows"]

@@ -6,13 +6,12 @@ import warnings
 import pyro
 import pytest
 import torch
-from torch import nn
 
 import ppgen
 from ppgen.data import DataSpec, from_tensor
 from ppgen.errors import PPGenError
 from ppgen.inference.adversarial import AdversarialObjective, ModeCollapseWarning, discriminator_losses, generator_loss, gradient_penalty
-from ppgen.nn.gan_nets import Generator
+from ppgen.models.gan import fixed_affine_gan
 
 
 def normal_log_prob(x, mu, sd):
@@ -22,13 +21,7 @@ def normal_log_prob(x, mu, sd):
 def fit_discriminator_to_fixed_generator(mu: float, sd: float, steps: int = 2000):
     r"""p_data = N(0, 1) (20,000 draws), p_g = N(mu, sd^2) fixed: G(z) = sd z + mu; only D learns."""
     data = from_tensor(torch.randn(20_000, 1, generator=torch.Generator().manual_seed(1)), kind="continuous")
-    model = ppgen.create("gan", data, latent_dim=1, hidden=64, layers=2)
-    affine = nn.Linear(1, 1)
-    with torch.no_grad():
-        affine.weight.fill_(sd)
-        affine.bias.fill_(mu)
-    model.generator = Generator(affine)
-    model.stats_ready.fill_(True)  # identity standardisation: x_loc = 0, x_scale = 1
+    model = fixed_affine_gan(data, mu, sd, latent_dim=1, hidden=64, layers=2)
     ppgen.fit(model, data, steps=steps, batch_size=512, lr=1e-3, lr_decay=0.9, train_generator=False, check_every=0, progress=False)
     return model
 

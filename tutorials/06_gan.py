@@ -19,12 +19,11 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
-from torch import nn
 
 import ppgen
 from ppgen.inference.adversarial import discriminator_losses
 from ppgen.metrics import image_sample_quality, mode_coverage
-from ppgen.nn.gan_nets import Generator
+from ppgen.models.gan import fixed_affine_gan
 from ppgen.plots.core import image_grid, scatter_over_density
 from ppgen.plots.gan import discriminator_map, optimal_discriminator, training_diagnostics
 from ppgen.tutorial import QUICK, savefig
@@ -54,13 +53,7 @@ def normal_log_prob(x, mu, sd):
 
 def frozen_generator_game(mu, sd, steps):
     data = ppgen.data.from_tensor(torch.randn(20_000, 1), kind="continuous")
-    gan = ppgen.create("gan", data, latent_dim=1, hidden=64, layers=2)
-    affine = nn.Linear(1, 1)
-    with torch.no_grad():
-        affine.weight.fill_(sd)
-        affine.bias.fill_(mu)
-    gan.generator = Generator(affine)
-    gan.stats_ready.fill_(True)
+    gan = fixed_affine_gan(data, mu, sd, latent_dim=1, hidden=64, layers=2)
     ppgen.fit(gan, data, steps=steps, batch_size=512, lr=1e-3, lr_decay=0.9, train_generator=False, check_every=0, progress=False)
     real, fake = torch.randn(100_000, 1), mu + sd * torch.randn(100_000, 1)
     with torch.no_grad():
