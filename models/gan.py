@@ -48,11 +48,15 @@ class GAN(GenerativeModel):
             or "wasserstein-gp" (a critic with gradient penalty); None: the variant's default.
         arch: "mlp" or "conv" (images only); None: the variant's default.
         latent_dim: the size of z; None: min(64, max(8, D // 2)).
-        hidden: the width of the MLPs.
+        hidden: the width of the MLPs; None: the variant's default.
         layers: the depth of the MLPs.
         channels: the width of the DCGAN convolutions.
         conditional: model p(x | y) with label embeddings (needs data with labels).
         embed_dim: the size of the generator's label embedding.
+        fourier: octaves of Fourier input features of the MLP discriminator (see
+            :class:`~ppgen.nn.fourier.FourierFeatures`); None: the variant's default for data of
+            dimension <= 4, else 0.
+        d_hidden: the width of the MLP discriminator; None: the variant's default, else ``hidden``.
 
     Example:
         >>> import ppgen, torch
@@ -69,6 +73,9 @@ class GAN(GenerativeModel):
     losses: ClassVar[tuple] = ("minimax", "non-saturating")
     default_loss: ClassVar[str] = "non-saturating"
     default_arch: ClassVar[str] = "mlp"
+    default_hidden: ClassVar[int] = 128
+    default_fourier: ClassVar[int] = 0
+    default_d_hidden: ClassVar[int | None] = None
     fit_defaults = {"epochs": 200, "batch_size": 256, "lr": 1e-3}
     adversarial_defaults: ClassVar[dict] = {"d_steps": 1, "d_lr_scale": 2.0, "betas": (0.5, 0.9), "gp_weight": 0.0, "lr_decay": 0.985}
 
@@ -78,11 +85,13 @@ class GAN(GenerativeModel):
         loss: str | None = None,
         arch: str | None = None,
         latent_dim: int | None = None,
-        hidden: int = 128,
+        hidden: int | None = None,
         layers: int = 3,
         channels: int = 32,
         conditional: bool = False,
         embed_dim: int = 16,
+        fourier: int | None = None,
+        d_hidden: int | None = None,
     ):
         super().__init__(spec)
         self.loss = loss or self.default_loss
@@ -97,11 +106,13 @@ class GAN(GenerativeModel):
             raise PPGenError(f"{self.name}: conditional=True needs data with labels (num_classes), got none")
         self.conditional = bool(conditional)
         self.latent_dim = latent_dim or min(64, max(8, spec.dim // 2))
+        hidden = hidden or self.default_hidden
+        self.fourier = (self.default_fourier if spec.dim <= 4 else 0) if fourier is None else int(fourier)
         classes = spec.num_classes if conditional else None
         shape = tuple(spec.event_shape)
         if self.arch == "mlp":
             self.generator = mlp_generator(self.latent_dim, shape, hidden, layers, classes, embed_dim)
-            self.discriminator = mlp_discriminator(shape, hidden, layers, classes)
+            self.discriminator = mlp_discriminator(shape, d_hidden or self.default_d_hidden or hidden, layers, classes, self.fourier)
         else:
             self.generator = conv_generator(self.latent_dim, shape, channels, classes, embed_dim)
             self.discriminator = conv_discriminator(shape, channels, classes)
@@ -204,17 +215,40 @@ class GAN(GenerativeModel):
 class WGANGP(GAN):
     r"""A Wasserstein GAN: a 1-Lipschitz critic (gradient penalty) estimates W1(p_data, p_g); G minimises it.
 
-    Training defaults (measured on rings8/grid25; every one is a ``ppgen.fit`` option): one critic step
-    per generator step with the critic at twice the generator's learning rate (the two time-scale
-    update rule of Heusel et al., arXiv:1706.08500) instead of Gulrajani et al.'s five, Adam(0.5, 0.9),
-    learning rates decayed by 0.985 per epoch, and penalty weight 0.1 on standardised data (lambda = 10
-    oscillated without converging at these learning rates). The arguments are :class:`GAN`'s.
+    Defaults (every one a constructor or ``ppgen.fit`` option), chosen by measurement on rings8 and
+    grid25 with one configuration for both:
+
+    - the critic reads 6 octaves of Fourier features of its (standardised) input when the data have
+      dimension <= 4 (``fourier``), so that it can resolve modes much smaller than the data's range:
+      grid25's modes have std 0.018 in standardised units, 0.7 apart;
+    - a wider generator (``hidden`` 256) than critic (``d_hidden`` 128);
+    - penalty weight 1 on standardised data (0.1 and 3 converged much more slowly), one critic step
+      per generator step with the critic at twice the generator's learning rate (the two time-scale
+      update rule of Heusel et al., arXiv:1706.08500) instead of Gulrajani et al.'s five, Adam(0.5, 0.9);
+    - 300 epochs of batches of 256 with both learning rates decayed by 0.99 per epoch (1e-3 -> 5e-5):
+      the samples sharpen onto the modes as the learning rate falls.
+
+    Measured (2,500 samples, ``benchmarks/gan_quality.py``, one CPU thread, ~120 CPU s per run):
+    grid25 25/25 modes for seeds 0, 1, 2 with 91.1, 93.2, 89.0% high-quality samples (mean 91.1%);
+    rings8 8/8 modes with 95.6, 96.3, 92.7% (mean 94.9%). On grid25 seed 0, the former defaults (no
+    Fourier features, width 128, penalty 0.1, 200 epochs, decay 0.985) gave 23/25 modes and 17% HQ,
+    samples spread over the square; Fourier features alone 25/25 and 57%; with penalty 1 65%; then
+    300 epochs with decay 0.99 and the 256-wide generator 92%. Averaging the generator's weights
+    (EMA 0.999) did not help (61% against 65%). The arguments are :class:`GAN`'s.
+
+    References:
+        | Fourier Features Let Networks Learn High Frequency Functions in Low Dimensional Domains
+        | (Tancik et al., 2020) https://arxiv.org/abs/2006.10739
     """
 
     name = "wgan-gp"
     losses = ("wasserstein-gp",)
     default_loss = "wasserstein-gp"
-    adversarial_defaults = {**GAN.adversarial_defaults, "gp_weight": 0.1}
+    default_hidden = 256
+    default_d_hidden = 128
+    default_fourier = 6
+    fit_defaults = {**GAN.fit_defaults, "epochs": 300}
+    adversarial_defaults = {**GAN.adversarial_defaults, "gp_weight": 1.0, "lr_decay": 0.99}
 
 
 @register

@@ -86,7 +86,7 @@ savefig(fig, "gan_optimal_discriminator.png")
 # %%
 name = "rings8"
 train = ppgen.data.load(name, "train")
-epochs = 4 if QUICK else None  # None: the models' defaults (200 epochs)
+epochs = 4 if QUICK else None  # None: the models' defaults (200 epochs for gan, 300 for wgan-gp)
 fig, axes = plt.subplots(2, 2, figsize=(8, 8))
 logs = {}
 for col, model_name in enumerate(["gan", "wgan-gp"]):

@@ -15,6 +15,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ppgen.nn.fourier import FourierFeatures
+
 __all__ = ["Generator", "Discriminator", "mlp_generator", "mlp_discriminator", "conv_generator", "conv_discriminator"]
 
 
@@ -80,10 +82,16 @@ def mlp_generator(latent_dim: int, event_shape: tuple, hidden: int = 256, layers
     return Generator(body, num_classes, embed_dim)
 
 
-def mlp_discriminator(event_shape: tuple, hidden: int = 256, layers: int = 3, num_classes: int | None = None) -> Discriminator:
-    r"""An MLP discriminator: flatten -> LeakyReLU(0.2) layers -> features (B, hidden)."""
+def mlp_discriminator(event_shape: tuple, hidden: int = 256, layers: int = 3, num_classes: int | None = None, fourier: int = 0) -> Discriminator:
+    r"""An MLP discriminator: flatten -> [Fourier features] -> LeakyReLU(0.2) layers -> features (B, hidden).
+
+    ``fourier`` octaves of :class:`~ppgen.nn.fourier.FourierFeatures` (0: none) let the critic resolve
+    structure much finer than the data's range (many small modes).
+    """
     act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
-    body = nn.Sequential(nn.Flatten(), *_mlp([math.prod(event_shape)] + [hidden] * layers, act))
+    features = [FourierFeatures(fourier)] if fourier else []
+    d = math.prod(event_shape) * (1 + 2 * fourier)
+    body = nn.Sequential(nn.Flatten(), *features, *_mlp([d] + [hidden] * layers, act))
     return Discriminator(body, hidden, num_classes)
 
 
