@@ -75,7 +75,12 @@ savefig(fig, "03_flows_nsf_rings8.png")
 # ## Couplings versus splines on the checkerboard
 #
 # The same experiment for RealNVP (affine couplings) and NSF on the checkerboard (uniform on 8
-# squares, entropy log 8). Affine steps have a hard time with the sharp edges; splines bend freely.
+# squares, entropy log 8). Splines bend freely; affine steps can only shift and scale, so they need
+# more steps (16 against NSF's 4) and a gentler start. Their default training adds Gaussian noise to
+# the data, 0.2 data standard deviations at first and 2% less every epoch: the flow first fits a
+# blurred board, and follows it as it sharpens (a continuation method). Without it, RealNVP's KL gap
+# on rings8 stays near 0.8 nats; with it, it is below 0.3. The per-epoch log shows the schedule, and
+# `ppgen.fit(..., data_noise=0.0)` switches it off.
 
 # %%
 board_train, board_test = ppgen.data.load("checkerboard", "train"), ppgen.data.load("checkerboard", "test")
@@ -83,9 +88,11 @@ fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
 density_heatmap(axes[0], board_test.log_prob, 2.2, title="true density")
 for ax, name in zip(axes[1:], ["realnvp", "nsf"]):
     m = ppgen.create(name, board_train)
-    ppgen.fit(m, board_train.subset(2000) if QUICK else board_train, epochs=2 if QUICK else None, progress=False)
+    result = ppgen.fit(m, board_train.subset(2000) if QUICK else board_train, epochs=2 if QUICK else None, progress=False)
     gap = ppgen.evaluate(m, board_test.subset(1000) if QUICK else board_test)["test_kl_gap_nats"]
     density_heatmap(ax, m.log_prob, 2.2, title=f"{name}: KL gap {gap:.2f} nats")
+    noise = [round(row["data_noise"], 3) for row in result.log if "data_noise" in row]
+    print(f"{name}: data noise by epoch {noise[:3]} ... {noise[-1:]}" if noise else f"{name}: no data noise")
 fig.tight_layout()
 savefig(fig, "03_flows_checkerboard.png")
 
