@@ -13,6 +13,7 @@ References:
 """
 
 import math
+from typing import ClassVar
 
 import networkx as nx
 import pyro
@@ -46,7 +47,7 @@ class VAE(GenerativeModel):
 
     Arguments:
         spec: the data spec.
-        latent_dim: L, the dimension of z.
+        latent_dim: L, the dimension of z (default: the class's ``default_latent_dim``, 8; 16 for ``iwae``).
         hidden: the encoder's hidden widths (the decoder uses them reversed); () gives linear maps, so
             that with ``decoder_scale="isotropic"`` on continuous data the model is probabilistic PCA.
         analytic_kl: KL(q || p) in closed form (``TraceMeanField_ELBO``) instead of sampled (``Trace_ELBO``).
@@ -66,13 +67,16 @@ class VAE(GenerativeModel):
     name = "vae"
     family = "latent-variable"
     density = "lower-bound"
-    fit_defaults = {"epochs": 500, "batch_size": 128, "lr": 1e-3}  # digits: test IWAE-1000 flat from 400 to 600 epochs
+    # digits: with L = 8 the validation IWAE-1000 (300 examples held out of train) is flat from 400 to 700
+    # epochs at 16.69-16.73; with L = 16 it reaches 16.84 at 500 epochs and then rises (overfitting).
+    fit_defaults = {"epochs": 600, "batch_size": 128, "lr": 1e-3}
+    default_latent_dim: ClassVar[int] = 8
     latent_site = "z"
 
     def __init__(
         self,
         spec,
-        latent_dim: int = 16,
+        latent_dim: int | None = None,
         hidden: tuple = (200, 200),
         analytic_kl: bool = True,
         decoder_scale: str = "conditional",
@@ -80,6 +84,7 @@ class VAE(GenerativeModel):
         dropout: float = 0.0,
     ):
         super().__init__(spec)
+        latent_dim = latent_dim if latent_dim is not None else self.default_latent_dim
         if latent_dim < 1 or any(h < 1 for h in hidden):
             raise PPGenError(f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}")
         if not 0 <= dropout < 1:
@@ -222,15 +227,23 @@ class VAE(GenerativeModel):
 class IWAE(VAE):
     r"""The VAE trained on the K-sample importance-weighted bound (Renyi alpha = 0), tighter than the ELBO.
 
+    With K samples the bound is tighter, so the networks fit the data more closely and also overfit a
+    small training set sooner: on digits (1,437 examples) K = 30 with weight decay 3e-4 for 350 epochs
+    gave a test IWAE-1000 of 16.48, against 16.57 for K = 10 without weight decay.
+
     Arguments:
         particles: K, the importance samples per example in the training bound.
         config: the :class:`VAE` arguments.
+
+    References:
+        | Importance Weighted Autoencoders (Burda et al., 2016), arXiv:1509.00519
     """
 
     name = "iwae"
-    fit_defaults = {"epochs": 400, "batch_size": 128, "lr": 1e-3}
+    fit_defaults = {"epochs": 350, "batch_size": 128, "lr": 1e-3, "weight_decay": 3e-4}
+    default_latent_dim = 16  # the tighter bound uses more latent dimensions: L = 8 gave 16.70 on validation, L = 16 16.47
 
-    def __init__(self, spec, particles: int = 10, **config):
+    def __init__(self, spec, particles: int = 30, **config):
         super().__init__(spec, **config)
         if particles < 1:
             raise PPGenError(f"{self.name}: particles must be a positive integer, got {particles}")
@@ -249,6 +262,8 @@ class CVAE(VAE):
 
     name = "cvae"
     conditional = True
+    fit_defaults = {"epochs": 500, "batch_size": 128, "lr": 1e-3}
+    default_latent_dim = 16  # the label carries the class, z the style: L = 8 for 600 epochs gave 14.37 on digits, L = 16 13.98
 
     def __init__(self, spec, **config):
         if not spec.num_classes:

@@ -82,3 +82,13 @@ def test_fit_and_evaluate_on_cuda():
     metrics = ppgen.evaluate(model, test)
     assert metrics["device"].startswith("cuda") and math.isfinite(metrics["test_nll_nats"])
     assert model.sample(4).is_cuda
+
+
+def test_elbo_weight_decay_defaults_to_the_model_and_can_be_overridden():
+    from ppgen.inference.elbo import ELBOObjective
+
+    m = ppgen.create("iwae", DataSpec("binary", (1, 3, 3)), latent_dim=2, hidden=(8,))
+    decay = lambda objective: objective.optimizers["adam"].param_groups[0]["weight_decay"]  # noqa: E731
+    assert decay(ELBOObjective(m, lr=1e-3)) == type(m).fit_defaults["weight_decay"] > 0
+    assert decay(ELBOObjective(m, lr=1e-3, weight_decay=0.0)) == 0.0
+    assert decay(ELBOObjective(ppgen.create("vae", DataSpec("binary", (1, 3, 3))), lr=1e-3)) == 0.0
