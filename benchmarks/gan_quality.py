@@ -38,6 +38,13 @@ def run(model_name: str, data_name: str, seed: int, epochs: int | None, root=Non
     return row
 
 
+def grouped(rows: list[dict]):
+    r"""Yields ``((model, data), runs, mean)`` per model and data set, ``mean(key)`` averaging over the runs (seeds)."""
+    for key in dict.fromkeys((r["model"], r["data"]) for r in rows):
+        runs = [r for r in rows if (r["model"], r["data"]) == key]
+        yield key, runs, lambda k, runs=runs: statistics.mean(r[k] for r in runs)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default="gan,wgan-gp")
@@ -60,18 +67,14 @@ def main():
     if two_d:
         print("| model | data | seeds | epochs | CPU s / run | modes covered | HQ % | reverse KL |")
         print("|---|---|---|---|---|---|---|---|")
-        for key in dict.fromkeys((r["model"], r["data"]) for r in two_d):
-            rs = [r for r in two_d if (r["model"], r["data"]) == key]
-            mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
+        for key, rs, mean in grouped(two_d):
             print(f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('modes_covered'):.2f}/{rs[0]['modes_total']} "
                   f"({', '.join(str(r['modes_covered']) for r in rs)}) | {100 * mean('hq_fraction'):.1f} | {mean('mode_reverse_kl'):.3f} |")
     images = [r for r in rows if "fd_digits" in r]
     if images:
         print("| model | data | seeds | epochs | CPU s / run | FD-digits | precision | recall | MMD |")
         print("|---|---|---|---|---|---|---|---|---|")
-        for key in dict.fromkeys((r["model"], r["data"]) for r in images):
-            rs = [r for r in images if (r["model"], r["data"]) == key]
-            mean = lambda k: statistics.mean(r[k] for r in rs)  # noqa: E731
+        for key, rs, mean in grouped(images):
             print(f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('fd_digits'):.2f} | {mean('precision'):.3f} | {mean('recall'):.3f} | {mean('mmd'):.4f} |")
     if args.json:
         with open(args.json, "w") as f:

@@ -10,7 +10,8 @@ eight needle-sharp modes is a landscape of cliffs, and the flow settles with the
 shapes wrong (on rings8, masses from 4% to 15% instead of 12.5%) that later steps barely fix. Adding
 Gaussian noise to the training data, large at first and decaying every epoch, is a continuation
 method: the flow first fits a smooth version of the data, whose optimum moves continuously to the
-sharp one as the noise vanishes (on rings8 it took realnvp's test KL gap from 0.79 to 0.28 nats).
+sharp one as the noise vanishes (on rings8, with realnvp's former 10-step, 120-epoch schedule, the
+noise alone took the test KL gap from 0.79 to 0.50 nats).
 
 References:
     | Curriculum Learning (Bengio et al., 2009), https://doi.org/10.1145/1553374.1553380

@@ -228,8 +228,9 @@ class IWAE(VAE):
     r"""The VAE trained on the K-sample importance-weighted bound (Renyi alpha = 0), tighter than the ELBO.
 
     With K samples the bound is tighter, so the networks fit the data more closely and also overfit a
-    small training set sooner: on digits (1,437 examples) K = 30 with weight decay 3e-4 for 350 epochs
-    gave a test IWAE-1000 of 16.48, against 16.57 for K = 10 without weight decay.
+    small training set sooner. On digits (1,437 examples), with 300 examples held out of the training
+    split, K = 30 with weight decay 3e-4 reached 16.47 at 400 epochs against 16.59 for K = 10; on the
+    test split K = 30 for 350 epochs gave 16.48-16.60 over seeds, K = 10 gave 16.57 (one seed).
 
     Arguments:
         particles: K, the importance samples per example in the training bound.

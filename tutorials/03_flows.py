@@ -78,9 +78,9 @@ savefig(fig, "03_flows_nsf_rings8.png")
 # squares, entropy log 8). Splines bend freely; affine steps can only shift and scale, so they need
 # more steps (16 against NSF's 4) and a gentler start. Their default training adds Gaussian noise to
 # the data, 0.2 data standard deviations at first and 2% less every epoch: the flow first fits a
-# blurred board, and follows it as it sharpens (a continuation method). Without it, RealNVP's KL gap
-# on rings8 stays near 0.8 nats; with it, it is below 0.3. The per-epoch log shows the schedule, and
-# `ppgen.fit(..., data_noise=0.0)` switches it off.
+# blurred board, and follows it as it sharpens (a continuation method). On rings8, RealNVP's former
+# 10-step schedule gave a KL gap of 0.79 nats, the noise alone 0.50, and the defaults 0.15. The
+# per-epoch log shows the schedule, and `ppgen.fit(..., data_noise=0.0)` switches it off.
 
 # %%
 board_train, board_test = ppgen.data.load("checkerboard", "train"), ppgen.data.load("checkerboard", "test")
