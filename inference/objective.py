@@ -22,7 +22,8 @@ def register_objective(name: str):
 class Objective:
     r"""How one family is fit: ``step`` consumes a mini-batch and returns scalar logs with a "loss".
 
-    Subclasses keep their optimizers in ``self.optimizers`` (a dict) so that resuming restores them.
+    Subclasses keep their optimizers in ``self.optimizers`` (a dict) so that resuming restores them;
+    ``self.average``, set by :func:`ppgen.fit`, is the weight average saved with them (or None).
 
     Arguments:
         model: the :class:`~ppgen.base.GenerativeModel` to fit.
@@ -35,6 +36,7 @@ class Objective:
         self.lr = lr
         self.options = options
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.average = None
 
     def step(self, x: Tensor, y: Tensor | None) -> dict[str, float]:
         raise NotImplementedError
@@ -44,12 +46,17 @@ class Objective:
         return {}
 
     def state_dict(self) -> dict:
-        return {k: opt.state_dict() for k, opt in self.optimizers.items()}
+        state = {k: opt.state_dict() for k, opt in self.optimizers.items()}
+        if self.average is not None:
+            state["weight_average"] = self.average.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         for k, opt in self.optimizers.items():
             if k in state:
                 opt.load_state_dict(state[k])
+        if self.average is not None and "weight_average" in state:
+            self.average.load_state_dict(state["weight_average"])
 
 
 def gradient_step(optimizer: torch.optim.Optimizer, loss: Tensor, params, clip_norm: float | None = None) -> float:

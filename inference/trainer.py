@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ppgen.inference.objective import OBJECTIVES
+from ppgen.inference.weight_average import WeightAverage
 from ppgen.data import Dataset, batches
 from ppgen.errors import NonFiniteLossError, PPGenError
 
@@ -46,6 +47,7 @@ def fit(
     start_epoch: int = 0,
     objective_state: dict | None = None,
     generator: torch.Generator | None = None,
+    ema_decay: float | None = None,
     **options,
 ) -> FitResult:
     r"""Fits ``model`` to ``data`` with the objective its family names.
@@ -58,6 +60,9 @@ def fit(
         data: the training split.
         on_epoch_end: called as ``on_epoch_end(epoch, row, objective)`` after each epoch (row: the logs).
         start_epoch: the epoch to resume from (with ``objective_state``, the optimizers' saved state).
+        ema_decay: keep an exponential moving average of the weights with this per-step decay and hand
+            it to ``on_epoch_end`` and the caller (:class:`~ppgen.inference.weight_average.WeightAverage`);
+            default ``fit_defaults.get("ema_decay")``, 0 or None for the last iterate.
         options: ``objective=`` overrides the model's objective; the rest go to the objective
             (e.g. ``clip_norm``, ``smoothing``).
 
@@ -83,8 +88,13 @@ def fit(
         objective = OBJECTIVES[objective_name](model, lr, **options)
     except TypeError as e:
         raise PPGenError(f"bad training option for {model.name}: {e}") from None
+    if start_epoch == 0 and not objective_state:
+        model.initialize(data)
+    ema_decay = ema_decay if ema_decay is not None else defaults.get("ema_decay")
+    objective.average = WeightAverage(model, ema_decay) if ema_decay else None
     if objective_state:
         objective.load_state_dict(objective_state)
+    average = objective.average
 
     device = model.device
     result = FitResult()
@@ -96,6 +106,8 @@ def fit(
     try:
         while epochs is None or epoch < epochs:
             rows = []
+            if average is not None and average.swapped:  # train the iterate, not the average
+                average.swap()
             for x, y in batches(data, batch_size, shuffle=True, generator=generator):
                 x = x.to(device)
                 y = None if y is None else y.to(device)
@@ -107,10 +119,14 @@ def fit(
                     error.model = model
                     raise error
                 rows.append(logs)
+                if average is not None:
+                    average.update()
                 result.steps += 1
                 out_of_time = budget_seconds is not None and time.perf_counter() - start > budget_seconds
                 if (steps is not None and result.steps >= steps) or out_of_time:
                     break
+            if average is not None:
+                average.swap()
             row = {"epoch": epoch + 1, "steps": result.steps, **_mean_logs(rows), **objective.end_epoch()}
             epoch += 1
             result.epochs = epoch

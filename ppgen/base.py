@@ -62,6 +62,10 @@ class GenerativeModel(nn.Module):
         r"""The Pyro objective whose ``differentiable_loss`` trains this model (see inference/elbo.py)."""
         return pyro.infer.Trace_ELBO()
 
+    def initialize(self, data) -> None:
+        r"""Data-dependent initialization from the training split, called by :func:`ppgen.fit` before the
+        first epoch of a fresh fit (not when resuming). Default: nothing."""
+
     # --- densities and samples ----------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r"""(B, *event_shape) -> (B,) nats; exact, a bound or unnormalized according to ``density``."""

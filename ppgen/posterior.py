@@ -240,16 +240,23 @@ def _moments(q: dist.Distribution, num_samples: int = 256) -> tuple[Tensor, Tens
 
 
 @torch.no_grad()
-def kl_per_dim(model, x: Tensor, y: Tensor | None = None) -> Tensor:
-    r"""E_x KL(q(z_u | x) || N(0, 1)) for each latent dimension u, (L,) nats.
+def kl_per_dim(model, x: Tensor, y: Tensor | None = None, num_samples: int = 256) -> Tensor:
+    r"""E_x KL(q(z_u | x) || p(z_u)) for each latent dimension u, (L,) nats.
 
-    Exact for Normal guides; for flow guides, of the Normal with q's per-dimension mean and variance.
-    Dimensions with KL near 0 have collapsed to the prior (the decoder ignores them).
+    Of the Normal with q's per-dimension mean and variance (exact for Normal guides) against the prior's
+    marginal p(z_u): in closed form for a Normal prior, else (the VampPrior's mixture) by ``num_samples``
+    draws per point. Dimensions with KL near 0 have collapsed to the prior (the decoder ignores them).
     """
     x, y = _check(model, x, y)
-    mean, sd = _moments(model.posterior(x, y))
-    kl = 0.5 * (mean**2 + sd**2 - 1) - sd.log()
-    return kl.mean(0)
+    mean, sd = _moments(model.posterior(x, y))  # (B, L)
+    prior = model.prior()
+    if isinstance(prior, dist.Independent) and isinstance(prior.base_dist, dist.Normal):
+        p_mean, p_sd = prior.base_dist.loc, prior.base_dist.scale
+        kl = (p_sd / sd).log() + 0.5 * (sd**2 + (mean - p_mean) ** 2) / p_sd**2 - 0.5
+        return kl.mean(0)
+    q = dist.Normal(mean, sd)
+    z = q.sample((num_samples,))  # (S, B, L)
+    return (q.log_prob(z) - prior.marginals().log_prob(z)).mean((0, 1))
 
 
 @torch.no_grad()

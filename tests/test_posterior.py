@@ -30,7 +30,7 @@ def ppca_data(n=400, angle=None, seed=0):
 
 
 def linear_vae(w=None, mu=None, sigma=0.3):
-    m = ppgen.create("vae", DataSpec("continuous", (D,)), latent_dim=L, hidden=(), decoder_scale="isotropic").double()
+    m = ppgen.create("vae", DataSpec("continuous", (D,)), latent_dim=L, hidden=(), decoder_scale="isotropic", prior="standard").double()
     if w is not None:
         with torch.no_grad():
             m.decoder[0].weight.copy_(w)
@@ -127,7 +127,7 @@ def test_optimal_linear_vae_matches_ppca_maximum_likelihood():
     _, _, x = ppca_data(300)
     mle = float(ppca_mle_log_prob(x).mean())
     data = ppgen.data.from_tensor(x.float(), kind="continuous")
-    m = ppgen.create("vae", data, latent_dim=L, hidden=(), decoder_scale="isotropic")
+    m = ppgen.create("vae", data, latent_dim=L, hidden=(), decoder_scale="isotropic", prior="standard")
     ppgen.fit(m, data, steps=250, batch_size=len(x), lr=0.03, progress=False)
     ppgen.fit(m, data, steps=150, batch_size=len(x), lr=0.003, progress=False)
     m = m.double()
@@ -203,3 +203,18 @@ def test_kl_per_dim_and_active_units_find_a_collapsed_dimension():
     assert torch.allclose(kl, torch.stack([expected0, torch.zeros((), dtype=torch.float64)]), atol=1e-4)
     count, var = active_units(m, x)
     assert count == 1 and var[1] < 1e-12 and var[0] > 0.01
+
+
+def test_kl_per_dim_against_the_vamp_prior_marginals():
+    torch.manual_seed(0)
+    m = ppgen.create("vae", DataSpec("binary", (1, 3, 3)), latent_dim=2, hidden=(8,), pseudo_inputs=3).double()
+    x = m.sample(4)
+    kl = kl_per_dim(m, x, num_samples=20000)
+    q = m.posterior(x).base_dist  # Normal, (4, 2)
+    marginals = m.prior().marginals()  # batch (2,)
+    z = torch.linspace(-12, 12, 20001, dtype=torch.float64)[:, None, None]  # (G, 1, 1)
+    log_q = q.log_prob(z)  # (G, 4, 2)
+    integrand = log_q.exp() * (log_q - marginals.log_prob(z))
+    expected = torch.trapezoid(integrand, z[:, 0, 0], dim=0).mean(0)
+    assert (expected > 0.01).all()
+    assert torch.allclose(kl, expected, atol=0.02)

@@ -64,7 +64,7 @@ g = torch.Generator().manual_seed(0)
 W = torch.randn(D, L, generator=g)
 x_ppca = torch.randn(500, L, generator=g) @ W.T + torch.randn(D, generator=g) + 0.3 * torch.randn(500, D, generator=g)
 ppca_data = ppgen.data.from_tensor(x_ppca, kind="continuous")
-linear = ppgen.create("vae", ppca_data, latent_dim=L, hidden=(), decoder_scale="isotropic")
+linear = ppgen.create("vae", ppca_data, latent_dim=L, hidden=(), decoder_scale="isotropic", prior="standard")
 ppgen.fit(linear, ppca_data, steps=40 if QUICK else 400, batch_size=500, lr=0.03, progress=False)
 
 
@@ -89,22 +89,32 @@ ax.legend()
 savefig(fig, "04_ppca_bounds.png")
 
 # %% [markdown]
-# ## 3 · VAEs on digits
-# `vae` trains the ELBO with the analytic KL; `iwae` trains the K-sample importance-weighted bound
-# (`RenyiELBO` with α = 0), a tighter objective. The reported test NLL is the IWAE estimate with
-# K = 1000 (`ppgen.evaluate`), and the ELBO is shown beside it.
+# ## 3 · VAEs on digits: the prior matters
+# `vae` trains the ELBO; `iwae` trains the K-sample importance-weighted bound (`RenyiELBO` with
+# α = 0), a tighter objective. The reported test NLL is the IWAE estimate with K = 1000
+# (`ppgen.evaluate`), and the ELBO is shown beside it.
+#
+# Both use the **VampPrior** by default: p(z) = (1/K) Σ_k q(z | u_k), the encoder's own posteriors at
+# K = 50 learned pseudo-inputs u_k (`prior="vamp"`, `pseudo_inputs=50`), which start at random
+# training examples. A N(0, I) prior pulls every encoding toward one blob; the VampPrior follows the
+# aggregate posterior instead. Its KL has no closed form, so the ELBO is sampled (`Trace_ELBO`);
+# `prior="standard"` gives back N(0, I) with the analytic KL (`TraceMeanField_ELBO`). On digits
+# (default configs, seed 0) the VampPrior and the weight average below together took `vae` from 16.71
+# to 16.40 nats. The weights that `ppgen.fit` returns are an exponential moving average of the
+# iterates (`ema_decay=0.998` in the model's `fit_defaults`; `ema_decay=0` keeps the last iterate),
+# which on a data set this small is worth about 0.1 nats more.
 
 # %%
 train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
 models = {}
-for name in ("vae", "iwae"):
-    m = ppgen.create(name, train)
+for label, name, config in [("vae", "vae", {}), ("vae, N(0, I) prior", "vae", {"prior": "standard"}), ("iwae", "iwae", {})]:
+    m = ppgen.create(name, train, **config)
     result = ppgen.fit(m, train, epochs=15 if QUICK else None, progress=False)
     with torch.no_grad():
         nelbo = -float(m.log_prob(test.x).mean())
         nll = -float(m.estimate_log_prob(test.x, 100 if QUICK else 1000).mean())
-    print(f"{name}: {result.epochs} epochs in {result.seconds:.1f} s | test -ELBO {nelbo:.2f} | test NLL (IWAE-{100 if QUICK else 1000}) {nll:.2f} nats")
-    models[name] = m
+    print(f"{label}: {result.epochs} epochs in {result.seconds:.1f} s | test -ELBO {nelbo:.2f} | test NLL (IWAE-{100 if QUICK else 1000}) {nll:.2f} nats")
+    models[label] = m
 vae = models["vae"]
 fig, ax = plt.subplots(figsize=(4, 4))
 ppgen.plots.image_grid(ax, vae.sample(64), title="vae samples")
