@@ -36,7 +36,7 @@ LOSSES = {"simple": simple_loss, "bound": bound_loss}
 
 @register_objective("denoising")
 class DenoisingObjective(Objective):
-    r"""Adam on a denoising loss, then one step of the model's weight average (``model.update_ema``).
+    r"""Adam on a denoising loss (``ppgen.fit`` keeps the weight average of the model's ``fit_defaults``).
 
     Options:
         loss: "simple" (Ho et al.'s eps-loss, the default) or "bound" (the variational bound by one
@@ -64,7 +64,6 @@ class DenoisingObjective(Objective):
     def step(self, x, y):
         loss = self.loss_fn(self.model, x)
         norm = gradient_step(self.optimizers["adam"], loss, self.params, self.clip_norm)
-        self.model.update_ema()
         for group in self.optimizers["adam"].param_groups:
             group["lr"] *= self.decay
         return {"loss": loss.item(), "grad_norm": norm, "lr": self.optimizers["adam"].param_groups[0]["lr"]}

@@ -11,7 +11,6 @@ References:
     | Denoising Diffusion Implicit Models (Song et al., 2021) https://arxiv.org/abs/2010.02502
 """
 
-import copy
 import math
 
 import networkx as nx
@@ -138,8 +137,6 @@ class DDPM(GenerativeModel):
         width: the U-Net denoiser's channels (images of at least 4 x 4).
         fourier: the MLP's octaves of Fourier input features (default 6 for D <= 4, else 0).
         architecture: the denoiser, "auto" (an MLP for vectors, a U-Net for images), "mlp" or "conv".
-        ema_decay: the decay of the exponential moving average of the weights that sampling and
-            evaluation use (0 disables it); the denoising objective updates it after each step.
 
     Example:
         >>> import ppgen, torch
@@ -152,7 +149,8 @@ class DDPM(GenerativeModel):
     family = "diffusion"
     density = "lower-bound"
     objective = "denoising"
-    fit_defaults = {"epochs": 300, "batch_size": 256, "lr": 2e-3}
+    # ppgen.fit hands back an exponential moving average of the weights (inference/weight_average.py)
+    fit_defaults = {"epochs": 300, "batch_size": 256, "lr": 2e-3, "ema_decay": 0.999}
 
     def __init__(
         self,
@@ -165,7 +163,6 @@ class DDPM(GenerativeModel):
         width: int = 32,
         fourier: int | None = None,
         architecture: str = "auto",
-        ema_decay: float = 0.999,
     ):
         super().__init__(spec)
         if schedule not in SCHEDULES:
@@ -177,11 +174,6 @@ class DDPM(GenerativeModel):
         self.schedule = Schedule(SCHEDULES[schedule](int(timesteps)), variance)
         self.T = int(timesteps)
         self.net = denoiser(spec.event_shape, hidden, blocks, width, time_scale=1000.0 / self.T, fourier=fourier, architecture=architecture)
-        self.ema_decay = float(ema_decay)
-        self.ema = None
-        if self.ema_decay > 0:
-            self.ema = copy.deepcopy(self.net).requires_grad_(False)
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         self.standardize = Standardize(spec)
 
     # --- model space ------------------------------------------------------------------------------
@@ -197,20 +189,8 @@ class DDPM(GenerativeModel):
 
     # --- the networks -------------------------------------------------------------------------------
     def eps(self, xt: Tensor, t: Tensor) -> Tensor:
-        r"""The predicted noise eps_theta(x_t, t); the EMA weights outside training once they exist."""
-        net = self.ema if self.ema is not None and not self.training and int(self.ema_updates) > 0 else self.net
-        return net(xt, t)
-
-    @torch.no_grad()
-    def update_ema(self) -> None:
-        r"""One step of the moving average (with Adam-style warm-up: decay min(d, (1 + n) / (10 + n)))."""
-        if self.ema is None:
-            return
-        n = int(self.ema_updates)
-        d = min(self.ema_decay, (1 + n) / (10 + n))
-        for e, p in zip(self.ema.parameters(), self.net.parameters()):
-            e.lerp_(p, 1 - d)
-        self.ema_updates += 1
+        r"""The predicted noise eps_theta(x_t, t)."""
+        return self.net(xt, t)
 
     def p_mean(self, xt: Tensor, t: Tensor) -> Tensor:
         r"""mu_theta(x_t, t), (B, *event_shape)."""

@@ -1,7 +1,7 @@
 """Variational autoencoders: a latent Gaussian z, a decoder p(x | z) of the data kind, an amortized guide q(z | x).
 
-One base class, :class:`VAE`, holds the Pyro model and guide; the prior is N(0, I) or the VampPrior
-(a mixture of the guide's posteriors at learned pseudo-inputs, the default); the variants change one thing each:
+One base class, :class:`VAE`, holds the Pyro model and guide, with the VampPrior (a mixture of the guide's
+posteriors at learned pseudo-inputs, the default) or N(0, I) as the prior; the variants change one thing each:
 :class:`IWAE` the training bound (K-sample importance weighted), :class:`CVAE` the conditioning on a
 label y, :class:`IAFVAE` the guide (refined by inverse autoregressive flows). ``log_prob`` is the ELBO
 (a lower bound), ``estimate_log_prob`` the IWAE-K estimate of log p(x) (``ppgen.inference.importance``).
@@ -44,8 +44,8 @@ MIN_LOG_SCALE = -9.0
 class VAE(GenerativeModel):
     r"""p(x) = int p(z) p(x | z) dz with a neural decoder, fit by the ELBO with a Normal guide.
 
-    Model: z ~ p(z), the VampPrior (1/K) sum_k q(z | u_k) or N(0, I_L); x | z ~ a product of Bernoulli (binary), categorical (categorical:K) or Normal
-    (continuous) factors whose parameters the decoder outputs. Guide: q(z | x) = N(mu(x), diag sigma(x)^2),
+    Model: z ~ p(z), the VampPrior (1/K) sum_k q(z | u_k) or N(0, I_L); x | z ~ a product of Bernoulli
+    (binary), categorical (categorical:K) or Normal (continuous) factors whose parameters the decoder outputs. Guide: q(z | x) = N(mu(x), diag sigma(x)^2),
     reparameterized. Training minimises ``elbo().differentiable_loss`` (analytic KL with
     ``TraceMeanField_ELBO`` for the N(0, I) prior, else the Monte Carlo ``Trace_ELBO``), and the weights
     evaluated are an exponential moving average of the iterates (``fit_defaults["ema_decay"]``).
@@ -105,9 +105,12 @@ class VAE(GenerativeModel):
         prior = prior or self.default_prior
         if prior not in PRIORS:
             raise PPGenError(f"{self.name}: prior must be one of {', '.join(PRIORS)}, got {prior!r}")
-        if prior == "vamp" and (analytic_kl or self.conditional or pseudo_inputs < 1):
-            why = "has no closed-form KL (analytic_kl must be False)" if analytic_kl else ("has unlabelled pseudo-inputs, so it cannot condition on y" if self.conditional else f"needs pseudo_inputs >= 1, got {pseudo_inputs}")
-            raise PPGenError(f"{self.name}: the VampPrior {why}; use prior='standard'")
+        if prior == "vamp" and analytic_kl:
+            raise PPGenError(f"{self.name}: the VampPrior has no closed-form KL; analytic_kl=True needs prior='standard'")
+        if prior == "vamp" and self.conditional:
+            raise PPGenError(f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; use prior='standard'")
+        if prior == "vamp" and pseudo_inputs < 1:
+            raise PPGenError(f"{self.name}: the VampPrior needs pseudo_inputs >= 1, got {pseudo_inputs}")
         analytic_kl = prior == "standard" if analytic_kl is None else analytic_kl
         self.prior_name = prior
         self.latent_dim, self.hidden = latent_dim, tuple(hidden)

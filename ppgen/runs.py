@@ -20,7 +20,7 @@ from ppgen.errors import PPGenError
 
 __all__ = ["FORMAT_VERSION", "prepare_run_dir", "atomic_write", "write_json", "read_json", "save_checkpoint", "load_checkpoint", "load_run", "write_train_log"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the VAEs' VampPrior parameters; ddpm's weight average moved out of the model
 CHECKPOINT = "model.pt"
 CONFIG = "config.json"
 

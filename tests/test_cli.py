@@ -39,7 +39,7 @@ def test_train_writes_the_run_directory(trained_run):
     assert METRIC_KEYS <= set(metrics)
     assert metrics["test_nll_kind"] == "exact" and metrics["test_nll_nats"] <= 25.3
     payload = torch.load(trained_run / "model.pt", weights_only=True)
-    assert payload["format_version"] == 1 and payload["model"] == "independent"
+    assert payload["format_version"] == 2 and payload["model"] == "independent"
 
 
 def test_eval_and_sample(trained_run, tmp_path, capsys):

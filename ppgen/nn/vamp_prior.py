@@ -3,8 +3,8 @@
 A standard Normal prior forces the aggregate posterior toward one blob; the VampPrior ("variational
 mixture of posteriors") lets the prior follow it, which on small data sets both speeds up training and
 lowers the test NLL (on digits: see ``ppgen.models.vae``). The density is a mixture of K diagonal Normals,
-evaluated with matrix products (:class:`DiagonalNormalMixture`), ~20x faster than broadcasting every
-draw against every component as ``MixtureSameFamily`` does.
+evaluated with matrix products (:class:`DiagonalNormalMixture`): 10x faster than broadcasting every draw
+against every component as ``MixtureSameFamily`` does (``benchmarks/vamp_prior.py``).
 
 References:
     | VAE with a VampPrior (Tomczak & Welling, 2018) https://arxiv.org/abs/1705.07120
