@@ -14,7 +14,7 @@ References (the published column):
     MADE 86.64 (ensemble of 32 masks): MADE (Germain et al., 2015), arXiv:1502.03509.
     PixelCNN 81.30, PixelRNN 79.20 (Diagonal BiLSTM): Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
     FVSBN ~97: as reported in the NADE paper.
-    VAE 86.76, IWAE 84.78 (k = 50, two stochastic layers): Importance Weighted Autoencoders (Burda et al., 2015), arXiv:1509.00519.
+    VAE 86.76, IWAE 84.78 (k = 50, one stochastic layer): Importance Weighted Autoencoders (Burda et al., 2015), arXiv:1509.00519.
 """
 
 import argparse
