@@ -33,33 +33,34 @@ class WeightAverage:
             raise PPGenError(f"ema_decay must be in (0, 1), got {decay}")
         self.params = [p for p in model.parameters() if p.dtype.is_floating_point]
         self.decay = decay
-        self.average = [p.detach().clone() for p in self.params]
+        self.held = [p.detach().clone() for p in self.params]  # the average, or the iterate while swapped
         self.steps = 0
-        self.swapped = False  # True while the model holds the average and ``self.average`` the iterate
+        self.swapped = False  # True while the model holds the average
 
     @torch.no_grad()
     def update(self) -> None:
         if self.swapped:
             raise RuntimeError("WeightAverage.update while the average is swapped in")
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1 - d)
+        for a, p in zip(self.held, self.params):
+            a.lerp_(p, 1 - d)
         self.steps += 1
 
     @torch.no_grad()
     def swap(self) -> None:
         r"""Exchanges the model's weights with the held ones: the average in, or the iterate back."""
-        for p, a in zip(self.params, self.average):
+        for p, a in zip(self.params, self.held):
             tmp = p.detach().clone()
             p.copy_(a)
             a.copy_(tmp)
         self.swapped = not self.swapped
 
     def state_dict(self) -> dict:
-        return {"held": [a.clone() for a in self.average], "steps": self.steps, "swapped": self.swapped}
+        return {"held": [a.clone() for a in self.held], "steps": self.steps, "swapped": self.swapped}
 
     def load_state_dict(self, state: dict) -> None:
-        if len(state["held"]) != len(self.average):
-            raise PPGenError(f"the saved weight average has {len(state['held'])} tensors, the model {len(self.average)}")
-        for a, saved in zip(self.average, state["held"]):
+        if len(state["held"]) != len(self.held):
+            raise PPGenError(f"the saved weight average has {len(state['held'])} tensors, the model {len(self.held)}")
+        for a, saved in zip(self.held, state["held"]):
             a.copy_(saved)
         self.steps, self.swapped = state["steps"], state["swapped"]
