@@ -112,7 +112,6 @@ class VAE(GenerativeModel):
         if prior == "vamp" and pseudo_inputs < 1:
             raise PPGenError(f"{self.name}: the VampPrior needs pseudo_inputs >= 1, got {pseudo_inputs}")
         analytic_kl = prior == "standard" if analytic_kl is None else analytic_kl
-        self.prior_name = prior
         self.latent_dim, self.hidden = latent_dim, tuple(hidden)
         self.analytic_kl, self.elbo_samples = analytic_kl, elbo_samples
         self.params_shape = factorized_params_shape(spec)

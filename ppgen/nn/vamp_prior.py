@@ -42,10 +42,6 @@ class DiagonalNormalMixture(dist.TorchDistribution):
         self.logits, self.loc, self.scale = logits, loc, scale
         super().__init__(torch.Size(batch_shape), loc.shape[-1:], validate_args=validate_args)
 
-    @property
-    def num_components(self) -> int:
-        return self.loc.shape[0]
-
     def component_log_prob(self, z: Tensor) -> Tensor:
         r"""log w_k + log N(z; loc_k, scale_k), (*S, K) for z (*S, L)."""
         log_scale = self.scale.log()
