@@ -33,8 +33,12 @@ def timed(fn, device, repeats):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--side", type=int, default=28, help="image side: D = side^2 binary pixels (default 28: D = 784)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--side", type=int, default=28, help="image side: D = side^2 binary pixels (default 28: D = 784)"
+    )
     parser.add_argument("--hidden", type=int, default=500, help="NADE hidden units H (default 500)")
     parser.add_argument("-n", "--num-samples", type=int, default=10, help="samples per call (default 10)")
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats, the best is kept (default 1)")
@@ -56,7 +60,9 @@ def main(argv=None):
         fast = timed(lambda: model.sample(n), device, args.repeats)
         naive = timed(lambda: AutoregressiveModel.sample(model, n), device, args.repeats)
 
-    print(f"NADE sampling, D = {spec.dim}, H = {args.hidden}, {n} samples per call, device {device}, {torch.get_num_threads()} thread(s), best of {args.repeats}")
+    print(
+        f"NADE sampling, D = {spec.dim}, H = {args.hidden}, {n} samples per call, device {device}, {torch.get_num_threads()} thread(s), best of {args.repeats}"
+    )
     print()
     print("| sampler                    | seconds per call | ms per sample | ratio |")
     print("|----------------------------|-----------------:|--------------:|------:|")

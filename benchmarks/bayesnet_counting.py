@@ -33,7 +33,11 @@ def timed(fn, repeats: int):
 def contexts(x: torch.Tensor, k: int) -> torch.Tensor:
     r"""x: (N, D) long -> (N, D) the k previous pixels as a number, most recent lowest."""
     padded = torch.nn.functional.pad(x, (k, 0))
-    return sum(padded[:, k - j : padded.shape[1] - j] << (j - 1) for j in range(1, k + 1)) if k else torch.zeros_like(x)
+    return (
+        sum(padded[:, k - j : padded.shape[1] - j] << (j - 1) for j in range(1, k + 1))
+        if k
+        else torch.zeros_like(x)
+    )
 
 
 def hand_fit(x: torch.Tensor, k: int, smoothing: float) -> torch.Tensor:
@@ -49,22 +53,33 @@ def hand_log_prob(logp: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default="digits", help="a binary data set (default digits)")
     parser.add_argument("--data-root", default=None, help="folder with the MNIST files")
     parser.add_argument("--orders", default="1,2,4,8", help="Markov orders k (default 1,2,4,8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats, the best is kept (default 3)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    train, test = ppgen.data.load(args.data, "train", root=args.data_root), ppgen.data.load(args.data, "test", root=args.data_root)
+    train, test = (
+        ppgen.data.load(args.data, "train", root=args.data_root),
+        ppgen.data.load(args.data, "test", root=args.data_root),
+    )
     if train.kind != "binary":
         raise SystemExit(f"{args.data} is {train.kind}; this benchmark counts binary pixels")
     xtr, xte = train.x.reshape(len(train), -1).long(), test.x.reshape(len(test), -1).long()
-    print(f"{args.data}: {len(train)} train / {len(test)} test, D = {xtr.shape[1]}; best of {args.repeats}; one thread")
-    print(f"{'k':>3} {'params':>10} {'NLL ppgen':>10} {'NLL hand':>10} {'fit s ppgen':>12} {'fit s net':>10} {'fit s hand':>11} {'ratio':>6} {'net ratio':>9} {'logp s ppgen':>13} {'logp s hand':>12} {'ratio':>6}")
+    print(
+        f"{args.data}: {len(train)} train / {len(test)} test, D = {xtr.shape[1]}; best of {args.repeats}; one thread"
+    )
+    print(
+        f"{'k':>3} {'params':>10} {'NLL ppgen':>10} {'NLL hand':>10} {'fit s ppgen':>12} {'fit s net':>10} {'fit s hand':>11} {'ratio':>6} {'net ratio':>9} {'logp s ppgen':>13} {'logp s hand':>12} {'ratio':>6}"
+    )
     for k in map(int, args.orders.split(",")):
         model = ppgen.create("bayesnet", train, structure="markov", order=k, smoothing=1.0)
-        fit_ppgen, _ = timed(lambda: ppgen.fit(model, train, epochs=1, batch_size=len(train), progress=False), args.repeats)
+        fit_ppgen, _ = timed(
+            lambda: ppgen.fit(model, train, epochs=1, batch_size=len(train), progress=False), args.repeats
+        )
         fit_net, _ = timed(lambda: model.net.fit(xtr, smoothing=1.0), args.repeats)
         fit_hand, logp = timed(lambda: hand_fit(xtr, k, 1.0), args.repeats)
         with torch.no_grad():
@@ -72,7 +87,9 @@ def main(argv=None):
         lp_hand_s, lp_hand = timed(lambda: hand_log_prob(logp, xte, k), args.repeats)
         nll_p, nll_h = float(-lp_ppgen.double().mean()), float(-lp_hand.mean())
         assert abs(nll_p - nll_h) < 1e-3 * max(1.0, abs(nll_h)), (nll_p, nll_h)
-        print(f"{k:>3} {model.num_parameters:>10,} {nll_p:>10.3f} {nll_h:>10.3f} {fit_ppgen:>12.4f} {fit_net:>10.4f} {fit_hand:>11.4f} {fit_ppgen / fit_hand:>6.2f} {fit_net / fit_hand:>9.2f} {lp_ppgen_s:>13.4f} {lp_hand_s:>12.4f} {lp_ppgen_s / lp_hand_s:>6.2f}")
+        print(
+            f"{k:>3} {model.num_parameters:>10,} {nll_p:>10.3f} {nll_h:>10.3f} {fit_ppgen:>12.4f} {fit_net:>10.4f} {fit_hand:>11.4f} {fit_ppgen / fit_hand:>6.2f} {fit_net / fit_hand:>9.2f} {lp_ppgen_s:>13.4f} {lp_hand_s:>12.4f} {lp_ppgen_s / lp_hand_s:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,14 +7,17 @@ K = 5000, so a smaller K over-estimates their NLL slightly). Published numbers c
 GPU training; on a CPU with a few minutes per model, expect to be well above them.
 
     python benchmarks/binarized_mnist.py --data-root /work/shared/data/mnist --budget-minutes 3
-    python benchmarks/binarized_mnist.py --models pixelcnn,gated-pixelcnn --device cuda --budget-minutes 0 --epochs 100
+    python benchmarks/binarized_mnist.py --models pixelcnn,gated-pixelcnn --device cuda --budget-minutes 0
+    --epochs 100
 
 References (the published column):
     NADE 88.33: The Neural Autoregressive Distribution Estimator (Larochelle & Murray, 2011), AISTATS.
     MADE 86.64 (ensemble of 32 masks): MADE (Germain et al., 2015), arXiv:1502.03509.
-    PixelCNN 81.30, PixelRNN 79.20 (Diagonal BiLSTM): Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
+    PixelCNN 81.30, PixelRNN 79.20 (Diagonal BiLSTM): Pixel Recurrent Neural Networks (van den Oord et al.,
+    2016), arXiv:1601.06759.
     FVSBN ~97: as reported in the NADE paper.
-    VAE 86.76, IWAE 84.78 (k = 50, one stochastic layer): Importance Weighted Autoencoders (Burda et al., 2015), arXiv:1509.00519.
+    VAE 86.76, IWAE 84.78 (k = 50, one stochastic layer): Importance Weighted Autoencoders (Burda et al.,
+    2015), arXiv:1509.00519.
 """
 
 import argparse
@@ -28,7 +31,15 @@ import torch
 import ppgen
 from ppgen.errors import PPGenError
 
-PUBLISHED = {"nade": 88.33, "made": 86.64, "pixelcnn": 81.30, "pixelrnn": 79.20, "fvsbn": 97.0, "vae": 86.76, "iwae": 84.78}
+PUBLISHED = {
+    "nade": 88.33,
+    "made": 86.64,
+    "pixelcnn": 81.30,
+    "pixelrnn": 79.20,
+    "fvsbn": 97.0,
+    "vae": 86.76,
+    "iwae": 84.78,
+}
 
 
 def run_one(name: str, train, test, args, device) -> dict:
@@ -67,7 +78,9 @@ def fmt(value, digits=2):
 def print_table(rows: list[dict], header: str) -> None:
     print(header)
     print()
-    print("| model | published NLL | test NLL (nats) | kind | bits/dim | epochs | train s (wall / cpu) | params | sample s / 1000 |")
+    print(
+        "| model | published NLL | test NLL (nats) | kind | bits/dim | epochs | train s (wall / cpu) | params | sample s / 1000 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
@@ -80,13 +93,35 @@ def print_table(rows: list[dict], header: str) -> None:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=None, help="comma-separated registry names (default: every registered model in PUBLISHED)")
-    parser.add_argument("--data-root", default=None, help="folder with the MNIST IDX files (default $PPGEN_DATA/mnist)")
-    parser.add_argument("--budget-minutes", type=float, default=3.0, help="training time per model; 0 = no budget (default 3)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per model (default: until the budget, or the model's default without one)")
-    parser.add_argument("--num-samples", type=int, default=200, help="K of the importance-sampled NLL of VAE/IWAE (default 200)")
-    parser.add_argument("--test-size", type=int, default=None, help="evaluate on the first N test images (default all 10,000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated registry names (default: every registered model in PUBLISHED)",
+    )
+    parser.add_argument(
+        "--data-root", default=None, help="folder with the MNIST IDX files (default $PPGEN_DATA/mnist)"
+    )
+    parser.add_argument(
+        "--budget-minutes", type=float, default=3.0, help="training time per model; 0 = no budget (default 3)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per model (default: until the budget, or the model's default without one)",
+    )
+    parser.add_argument(
+        "--num-samples",
+        type=int,
+        default=200,
+        help="K of the importance-sampled NLL of VAE/IWAE (default 200)",
+    )
+    parser.add_argument(
+        "--test-size", type=int, default=None, help="evaluate on the first N test images (default all 10,000)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -96,7 +131,11 @@ def main(argv=None):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     registered = ppgen.model_names()
     names = args.models.split(",") if args.models else [n for n in PUBLISHED if n in registered]
     try:

@@ -55,7 +55,9 @@ def main(argv=None):
         print(f"loaded {args.load}")
     else:
         result = ppgen.fit(model, train, epochs=args.epochs, progress=False)
-        print(f"trained ddpm (T = {args.timesteps}) on {args.data}: {result.epochs} epochs, {result.steps} steps, {result.seconds:.0f} s ({result.seconds / result.epochs:.2f} s/epoch)")
+        print(
+            f"trained ddpm (T = {args.timesteps}) on {args.data}: {result.epochs} epochs, {result.steps} steps, {result.seconds:.0f} s ({result.seconds / result.epochs:.2f} s/epoch)"
+        )
         if args.save:
             torch.save(model.state_dict(), args.save)
     model.eval()
@@ -68,7 +70,9 @@ def main(argv=None):
         rows.append((method, steps or args.timesteps, seconds, cov))
     base = rows[0][2]
     print(f"\n{args.data}, {args.n} samples, device {args.device}, torch threads {torch.get_num_threads()}\n")
-    print("| sampler | steps | seconds | speed-up vs ancestral | modes covered | high quality | mode reverse KL |")
+    print(
+        "| sampler | steps | seconds | speed-up vs ancestral | modes covered | high quality | mode reverse KL |"
+    )
     print("|---|---|---|---|---|---|---|")
     for method, steps, seconds, cov in rows:
         print(

@@ -22,14 +22,28 @@ from ppgen.metrics import image_sample_quality, mode_coverage
 
 def run(model_name: str, data_name: str, seed: int, epochs: int | None, root=None) -> dict:
     ppgen.seed_everything(seed)
-    train, test = ppgen.data.load(data_name, "train", root=root), ppgen.data.load(data_name, "test", root=root)
+    train, test = (
+        ppgen.data.load(data_name, "train", root=root),
+        ppgen.data.load(data_name, "test", root=root),
+    )
     model = ppgen.create(model_name, train)
     options = {}
-    if model.family == "adversarial" and train.truth is not None and getattr(train.truth, "modes", None) is not None:
+    if (
+        model.family == "adversarial"
+        and train.truth is not None
+        and getattr(train.truth, "modes", None) is not None
+    ):
         options = {"modes": train.truth.means, "mode_std": train.truth.std}
     cpu, wall = time.process_time(), time.perf_counter()
     result = ppgen.fit(model, train, epochs=epochs, progress=False, **options)
-    row = {"model": model_name, "data": data_name, "seed": seed, "epochs": result.epochs, "cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+    row = {
+        "model": model_name,
+        "data": data_name,
+        "seed": seed,
+        "epochs": result.epochs,
+        "cpu_s": time.process_time() - cpu,
+        "wall_s": time.perf_counter() - wall,
+    }
     with torch.no_grad():
         if train.spec.is_image:
             row.update(image_sample_quality(model.sample(1000), test, root=root))
@@ -61,21 +75,28 @@ def main():
             for seed in map(int, args.seeds.split(",")):
                 row = run(model_name, data_name, seed, args.epochs, args.data_root)
                 rows.append(row)
-                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+                print(
+                    json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}),
+                    flush=True,
+                )
     print()
     two_d = [r for r in rows if "modes_covered" in r]
     if two_d:
         print("| model | data | seeds | epochs | CPU s / run | modes covered | HQ % | reverse KL |")
         print("|---|---|---|---|---|---|---|---|")
         for key, rs, mean in grouped(two_d):
-            print(f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('modes_covered'):.2f}/{rs[0]['modes_total']} "
-                  f"({', '.join(str(r['modes_covered']) for r in rs)}) | {100 * mean('hq_fraction'):.1f} | {mean('mode_reverse_kl'):.3f} |")
+            print(
+                f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('modes_covered'):.2f}/{rs[0]['modes_total']} "
+                f"({', '.join(str(r['modes_covered']) for r in rs)}) | {100 * mean('hq_fraction'):.1f} | {mean('mode_reverse_kl'):.3f} |"
+            )
     images = [r for r in rows if "fd_digits" in r]
     if images:
         print("| model | data | seeds | epochs | CPU s / run | FD-digits | precision | recall | MMD |")
         print("|---|---|---|---|---|---|---|---|---|")
         for key, rs, mean in grouped(images):
-            print(f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('fd_digits'):.2f} | {mean('precision'):.3f} | {mean('recall'):.3f} | {mean('mmd'):.4f} |")
+            print(
+                f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('fd_digits'):.2f} | {mean('precision'):.3f} | {mean('recall'):.3f} | {mean('mmd'):.4f} |"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -17,18 +17,48 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ppgen
-from ppgen.compare import applicable_models
+from ppgen.app.compare import applicable_models
 
-FIELDS = ("test_nll_nats", "test_nll_kind", "test_bpd", "test_kl_gap_nats", "modes_covered", "hq_fraction", "fd_digits", "train_seconds")
+FIELDS = (
+    "test_nll_nats",
+    "test_nll_kind",
+    "test_bpd",
+    "test_kl_gap_nats",
+    "modes_covered",
+    "hq_fraction",
+    "fd_digits",
+    "train_seconds",
+)
 
 
 def train(name: str, data: str, out: Path, extra: list[str]) -> dict:
     run = out / f"{data}-{name}"
-    cmd = [sys.executable, "-m", "ppgen.cli", "train", name, "--data", data, "--out", str(run), "--force", "--quiet", "--device", "cpu", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ppgen",
+        "train",
+        name,
+        "--data",
+        data,
+        "--out",
+        str(run),
+        "--force",
+        "--quiet",
+        "--device",
+        "cpu",
+        *extra,
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if done.returncode != 0:
-        return {"model": name, "data": data, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+        return {
+            "model": name,
+            "data": data,
+            "error": done.stderr.strip().splitlines()[-1]
+            if done.stderr.strip()
+            else f"exit {done.returncode}",
+        }
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
@@ -60,7 +90,9 @@ def main():
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    names = applicable_models(ppgen.data.load(args.data, "train"), args.models.split(",") if args.models else None)
+    names = applicable_models(
+        ppgen.data.load(args.data, "train"), args.models.split(",") if args.models else None
+    )
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda n: train(n, args.data, out, args.extra), names))
     (out / f"{args.data}.json").write_text(json.dumps(rows, indent=2))

@@ -16,7 +16,9 @@ import torch
 import ppgen
 
 
-def plain_pytorch(x: torch.Tensor, components: int, epochs: int, batch_size: int, lr: float, seed: int) -> tuple[float, float]:
+def plain_pytorch(
+    x: torch.Tensor, components: int, epochs: int, batch_size: int, lr: float, seed: int
+) -> tuple[float, float]:
     torch.manual_seed(seed)
     d = x[0].numel()
     weight_logits = torch.zeros(components, requires_grad=True)
@@ -27,7 +29,11 @@ def plain_pytorch(x: torch.Tensor, components: int, epochs: int, batch_size: int
     for _ in range(epochs):
         for idx in torch.randperm(len(flat)).split(batch_size):
             xb = flat[idx]
-            lp = -torch.nn.functional.binary_cross_entropy_with_logits(logits.unsqueeze(0).expand(len(xb), -1, -1), xb.unsqueeze(1).expand(-1, components, -1), reduction="none").sum(-1)
+            lp = -torch.nn.functional.binary_cross_entropy_with_logits(
+                logits.unsqueeze(0).expand(len(xb), -1, -1),
+                xb.unsqueeze(1).expand(-1, components, -1),
+                reduction="none",
+            ).sum(-1)
             loss = -torch.logsumexp(lp + weight_logits.log_softmax(0), 1).mean()
             opt.zero_grad()
             loss.backward()
@@ -35,7 +41,9 @@ def plain_pytorch(x: torch.Tensor, components: int, epochs: int, batch_size: int
     return (time.perf_counter() - start) / epochs, float(loss)
 
 
-def with_ppgen(train, components: int, epochs: int, batch_size: int, lr: float, seed: int) -> tuple[float, float]:
+def with_ppgen(
+    train, components: int, epochs: int, batch_size: int, lr: float, seed: int
+) -> tuple[float, float]:
     ppgen.seed_everything(seed)
     model = ppgen.create("mixture", train, components=components)
     result = ppgen.fit(model, train, epochs=epochs, batch_size=batch_size, lr=lr, progress=False)
@@ -57,7 +65,9 @@ def main():
     train = ppgen.data.load(args.data, "train", root=args.data_root)
     plain_s, plain_loss = plain_pytorch(train.x, args.components, args.epochs, args.batch_size, args.lr, 0)
     ppgen_s, ppgen_loss = with_ppgen(train, args.components, args.epochs, args.batch_size, args.lr, 0)
-    print(f"mixture of {args.components} Bernoullis on {args.data} ({len(train)} examples, batch {args.batch_size}, {args.epochs} epochs, {torch.get_num_threads()} threads)")
+    print(
+        f"mixture of {args.components} Bernoullis on {args.data} ({len(train)} examples, batch {args.batch_size}, {args.epochs} epochs, {torch.get_num_threads()} threads)"
+    )
     print(f"{'':<14}{'s/epoch':>10}{'final loss':>12}")
     print(f"{'plain torch':<14}{plain_s:>10.4f}{plain_loss:>12.3f}")
     print(f"{'ppgen (Pyro)':<14}{ppgen_s:>10.4f}{ppgen_loss:>12.3f}")

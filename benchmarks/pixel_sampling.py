@@ -33,7 +33,9 @@ def timed(fn, device) -> tuple[float, float]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated (default: all three)")
     parser.add_argument("--sides", default="8,28", help="image sides to time (default 8,28)")
     parser.add_argument("-n", "--num-samples", type=int, default=16, help="samples per call (default 16)")
@@ -56,13 +58,21 @@ def main(argv=None):
                 naive = timed(lambda: model.sample(args.num_samples, cached=False), device)
             rows.append((name, side, cached, naive))
 
-    print(f"Pixel-model sampling, default configs, {args.num_samples} binary samples per call, device {device}, {torch.get_num_threads()} thread(s)")
-    print("(CPU seconds are this process's own; they are the better estimate of an idle machine's time when others share it)")
+    print(
+        f"Pixel-model sampling, default configs, {args.num_samples} binary samples per call, device {device}, {torch.get_num_threads()} thread(s)"
+    )
+    print(
+        "(CPU seconds are this process's own; they are the better estimate of an idle machine's time when others share it)"
+    )
     print()
-    print("| model | image | D | cached s (wall / cpu) | naive s (wall / cpu) | naive / cached (wall) | naive / cached (cpu) |")
+    print(
+        "| model | image | D | cached s (wall / cpu) | naive s (wall / cpu) | naive / cached (wall) | naive / cached (cpu) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, side, (cw, cc), (nw, nc) in rows:
-        print(f"| {name} | {side}x{side} | {side * side} | {cw:.3f} / {cc:.3f} | {nw:.3f} / {nc:.3f} | {nw / cw:.1f}x | {nc / max(cc, 1e-9):.1f}x |")
+        print(
+            f"| {name} | {side}x{side} | {side * side} | {cw:.3f} / {cc:.3f} | {nw:.3f} / {nc:.3f} | {nw / cw:.1f}x | {nc / max(cc, 1e-9):.1f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pyro.distributions as dist
 import torch
 
 import ppgen
-from ppgen.nn.vamp_prior import DiagonalNormalMixture
+from ppgen.likelihoods.vamp_prior import DiagonalNormalMixture
 
 
 def seconds_per_call(fn, repeats: int) -> float:
@@ -37,14 +37,20 @@ def density_ratio(args) -> None:
         DiagonalNormalMixture(logits, loc, log_scale.exp()).log_prob(z).sum().backward()
 
     def pyro_mixture():
-        dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, log_scale.exp()).to_event(1)).log_prob(z).sum().backward()
+        dist.MixtureSameFamily(
+            dist.Categorical(logits=logits), dist.Normal(loc, log_scale.exp()).to_event(1)
+        ).log_prob(z).sum().backward()
 
     with torch.no_grad():
         a = DiagonalNormalMixture(logits, loc, log_scale.exp()).log_prob(z)
-        b = dist.MixtureSameFamily(dist.Categorical(logits=logits), dist.Normal(loc, log_scale.exp()).to_event(1)).log_prob(z)
+        b = dist.MixtureSameFamily(
+            dist.Categorical(logits=logits), dist.Normal(loc, log_scale.exp()).to_event(1)
+        ).log_prob(z)
     t_fast, t_pyro = seconds_per_call(fast, args.repeats), seconds_per_call(pyro_mixture, args.repeats)
-    print(f"log p(z) + backward, z {tuple(z.shape)}, K = {K}: matrix products {t_fast * 1e3:.2f} ms, "
-          f"MixtureSameFamily {t_pyro * 1e3:.2f} ms, ratio {t_pyro / t_fast:.1f}x (max difference {float((a - b).abs().max()):.1e})")
+    print(
+        f"log p(z) + backward, z {tuple(z.shape)}, K = {K}: matrix products {t_fast * 1e3:.2f} ms, "
+        f"MixtureSameFamily {t_pyro * 1e3:.2f} ms, ratio {t_pyro / t_fast:.1f}x (max difference {float((a - b).abs().max()):.1e})"
+    )
 
 
 def step_ratio(args) -> None:
@@ -66,8 +72,10 @@ def step_ratio(args) -> None:
                 opt.step()
 
             times[prior] = seconds_per_call(step, args.repeats)
-        print(f"{name} training step (batch {args.batch_size}): N(0, I) {times['standard'] * 1e3:.1f} ms, "
-              f"VampPrior {times['vamp'] * 1e3:.1f} ms, ratio {times['vamp'] / times['standard']:.2f}")
+        print(
+            f"{name} training step (batch {args.batch_size}): N(0, I) {times['standard'] * 1e3:.1f} ms, "
+            f"VampPrior {times['vamp'] * 1e3:.1f} ms, ratio {times['vamp'] / times['standard']:.2f}"
+        )
 
 
 def main():

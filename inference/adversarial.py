@@ -29,7 +29,13 @@ from ppgen.errors import PPGenError
 from ppgen.inference.objective import Objective, gradient_step, register_objective
 from ppgen.metrics import knn_precision_recall, mode_coverage
 
-__all__ = ["AdversarialObjective", "ModeCollapseWarning", "discriminator_losses", "generator_loss", "gradient_penalty"]
+__all__ = [
+    "AdversarialObjective",
+    "ModeCollapseWarning",
+    "discriminator_losses",
+    "generator_loss",
+    "gradient_penalty",
+]
 
 
 class ModeCollapseWarning(UserWarning):
@@ -88,7 +94,8 @@ class AdversarialObjective(Objective):
         d_steps: discriminator steps per generator step.
         gp_weight: lambda of the gradient penalty (wasserstein-gp).
         betas: Adam's betas for both players.
-        d_lr: the discriminator's learning rate (default ``lr`` times the model's ``d_lr_scale``, else ``lr``).
+        d_lr: the discriminator's learning rate (default ``lr`` times the model's ``d_lr_scale``, else
+            ``lr``).
         lr_decay: multiply both learning rates by this after each epoch (default the model's, else 1).
         train_generator: False freezes G (e.g. to fit D to a fixed p_g).
         clip_norm: clip both players' gradient norms.
@@ -134,7 +141,9 @@ class AdversarialObjective(Objective):
         self.collapse_drop = collapse_drop
         self.n_check = n_check
         d_lr = d_lr or lr * defaults.get("d_lr_scale", 1.0)
-        self.optimizers["discriminator"] = torch.optim.Adam(model.discriminator_parameters(), lr=d_lr, betas=betas)
+        self.optimizers["discriminator"] = torch.optim.Adam(
+            model.discriminator_parameters(), lr=d_lr, betas=betas
+        )
         self.optimizers["generator"] = torch.optim.Adam(model.generator_parameters(), lr=lr, betas=betas)
         self.lr_decay = float(lr_decay if lr_decay is not None else defaults.get("lr_decay", 1.0))
         self.calls = 0
@@ -165,8 +174,12 @@ class AdversarialObjective(Objective):
             gp = gradient_penalty(model.critic, h_real, h_fake, y)
             d_loss = d_loss + self.gp_weight * gp
             logs["gradient_penalty"] = gp.item()
-        d_norm = gradient_step(self.optimizers["discriminator"], d_loss, model.discriminator_parameters(), self.clip_norm)
-        threshold = 0.0 if self.loss != "wasserstein-gp" else 0.5 * (real_score.mean() + fake_score.mean()).item()
+        d_norm = gradient_step(
+            self.optimizers["discriminator"], d_loss, model.discriminator_parameters(), self.clip_norm
+        )
+        threshold = (
+            0.0 if self.loss != "wasserstein-gp" else 0.5 * (real_score.mean() + fake_score.mean()).item()
+        )
         logs.update(
             loss=d_loss.item(),
             d_loss=d_loss.item(),
@@ -180,7 +193,9 @@ class AdversarialObjective(Objective):
         self.calls += 1
         if self.train_generator and self.calls % self.d_steps == 0:
             g_loss = generator_loss(self.loss, model.discriminate(self._fake(x, y), y))
-            g_norm = gradient_step(self.optimizers["generator"], g_loss, model.generator_parameters(), self.clip_norm)
+            g_norm = gradient_step(
+                self.optimizers["generator"], g_loss, model.generator_parameters(), self.clip_norm
+            )
             self._last_g = {"g_loss": g_loss.item(), "g_grad_norm": g_norm}
         logs.update(self._last_g)
         self.history.append(logs)
@@ -203,7 +218,11 @@ class AdversarialObjective(Objective):
         model.train(was_training)
         if self.modes is not None:
             m = mode_coverage(samples.reshape(len(samples), -1), self.modes, self.mode_std)
-            return {"coverage": m["modes_covered"] / m["modes_total"], "modes_covered": m["modes_covered"], "hq_fraction": m["hq_fraction"]}
+            return {
+                "coverage": m["modes_covered"] / m["modes_total"],
+                "modes_covered": m["modes_covered"],
+                "hq_fraction": m["hq_fraction"],
+            }
         real = torch.cat(self.real_memory)[-self.n_check :]
         pr = knn_precision_recall(model.standardize(real), model.standardize(samples))
         return {"coverage": pr["recall"], "precision": pr["precision"]}
@@ -218,7 +237,11 @@ class AdversarialObjective(Objective):
         logs = self.coverage()
         c = logs["coverage"]
         if self.best_coverage is not None and c < self.best_coverage - self.collapse_drop:
-            what = f"{logs['modes_covered']} of {len(self.modes)} modes" if self.modes is not None else f"k-NN recall {c:.2f}"
+            what = (
+                f"{logs['modes_covered']} of {len(self.modes)} modes"
+                if self.modes is not None
+                else f"k-NN recall {c:.2f}"
+            )
             warnings.warn(
                 f"{self.model.name}: possible mode collapse at epoch {self.epochs}: samples cover {what} (best so far {self.best_coverage:.2f})",
                 ModeCollapseWarning,

@@ -65,15 +65,25 @@ class AnnealedELBOObjective(ELBOObjective):
         floor = option(min_lr_fraction, "min_lr_fraction", 0.01)
         self.data_noise = option(data_noise, "data_noise", 0.0)
         self.noise_decay = option(noise_decay, "noise_decay", 0.96)
-        for name, value in (("lr_decay", self.lr_decay), ("noise_decay", self.noise_decay), ("min_lr_fraction", floor)):
+        for name, value in (
+            ("lr_decay", self.lr_decay),
+            ("noise_decay", self.noise_decay),
+            ("min_lr_fraction", floor),
+        ):
             if not 0 < value <= 1:
                 raise PPGenError(f"{name} must be in (0, 1], got {value}")
         if self.data_noise < 0:
             raise PPGenError(f"data_noise must be >= 0, got {self.data_noise}")
         if self.data_noise > 0 and model.spec.kind != "continuous":
-            raise PPGenError(f"data_noise needs continuous data, got {model.spec.kind}; dequantize discrete data instead")
+            raise PPGenError(
+                f"data_noise needs continuous data, got {model.spec.kind}; dequantize discrete data instead"
+            )
         self.noise_scale = None  # the per-coordinate std of the first batch, (*event_shape)
-        self.schedulers = {"adam": torch.optim.lr_scheduler.LambdaLR(self.optimizers["adam"], lambda e: max(self.lr_decay**e, floor))}
+        self.schedulers = {
+            "adam": torch.optim.lr_scheduler.LambdaLR(
+                self.optimizers["adam"], lambda e: max(self.lr_decay**e, floor)
+            )
+        }
 
     def step(self, x, y):
         if self.data_noise >= NOISE_FLOOR:
@@ -92,7 +102,11 @@ class AnnealedELBOObjective(ELBOObjective):
 
     def state_dict(self) -> dict:
         noise = {"data_noise": self.data_noise, "noise_scale": self.noise_scale}
-        return {**super().state_dict(), "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}, "noise": noise}
+        return {
+            **super().state_dict(),
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "noise": noise,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -5,7 +5,7 @@ grad E(x+) averaged over data minus grad E(x-) averaged over model samples. Mode
 short SGLD chains that start, with probability 1 - ``reinit``, where earlier chains ended (the
 replay buffer: persistent chains in effect) and otherwise from uniform noise over the data's box.
 Before the SGLD steps every chain makes one Metropolis-Hastings jump proposed from a kernel density
-estimate of the buffer (:func:`~ppgen.inference.langevin.kde_jump`): without it no chain ever
+estimate of the buffer (:func:`~ppgen.estimators.langevin.kde_jump`): without it no chain ever
 leaves the mode it fell into, the share of negatives per mode is set by basin sizes, and contrastive
 divergence digs some modes ever deeper (their depths are not identified by chains that do not mix).
 An L2 penalty alpha (E(x+)^2 + E(x-)^2) keeps the energies near zero, so training stays stable
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ppgen.errors import PPGenError
-from ppgen.inference.langevin import kde_jump, sgld
+from ppgen.estimators.langevin import kde_jump, sgld
 from ppgen.inference.objective import Objective, gradient_step, register_objective
 
 __all__ = ["ReplayBuffer", "ContrastiveDivergence"]
@@ -94,7 +94,16 @@ class ContrastiveDivergence(Objective):
     "jump_rate" (the acceptance rate of the jumps).
     """
 
-    def __init__(self, model, lr: float, alpha: float = 0.01, reinit: float = 0.05, buffer_size: int = 10_000, clip_norm: float | None = 1.0, **options):
+    def __init__(
+        self,
+        model,
+        lr: float,
+        alpha: float = 0.01,
+        reinit: float = 0.05,
+        buffer_size: int = 10_000,
+        clip_norm: float | None = 1.0,
+        **options,
+    ):
         super().__init__(model, lr, **options)
         if not 0 <= reinit <= 1:
             raise PPGenError(f"reinit must be a probability in [0, 1], got {reinit}")
@@ -128,8 +137,17 @@ class ContrastiveDivergence(Objective):
                 start[keep] = self.buffer.sample(int(keep.sum())).to(like.device)
         cfg = self.model.sampler
         if cfg.get("jump_bandwidth") and len(self.buffer):
-            start, self.jump_rate = kde_jump(self.model.energy_u, start, self.buffer.states[: len(self.buffer)], cfg["jump_bandwidth"])
-        x = sgld(self.model.energy_u, start, cfg["train_steps"], cfg["step_size"], cfg["noise_scale"], cfg["grad_clip"])
+            start, self.jump_rate = kde_jump(
+                self.model.energy_u, start, self.buffer.states[: len(self.buffer)], cfg["jump_bandwidth"]
+            )
+        x = sgld(
+            self.model.energy_u,
+            start,
+            cfg["train_steps"],
+            cfg["step_size"],
+            cfg["noise_scale"],
+            cfg["grad_clip"],
+        )
         self.buffer.push(x)
         return x
 
@@ -143,4 +161,11 @@ class ContrastiveDivergence(Objective):
         cd = e_pos.mean() - e_neg.mean()
         loss = cd + self.alpha * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
         norm = gradient_step(self.optimizers["adam"], loss, self.model.parameters(), self.clip_norm)
-        return {"loss": loss.item(), "cd": cd.item(), "energy_pos": e_pos.mean().item(), "energy_neg": e_neg.mean().item(), "jump_rate": self.jump_rate, "grad_norm": norm}
+        return {
+            "loss": loss.item(),
+            "cd": cd.item(),
+            "energy_pos": e_pos.mean().item(),
+            "energy_neg": e_neg.mean().item(),
+            "jump_rate": self.jump_rate,
+            "grad_norm": norm,
+        }

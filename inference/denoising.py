@@ -50,7 +50,14 @@ class DenoisingObjective(Objective):
     """
 
     def __init__(
-        self, model, lr: float, loss: str = "simple", weight_decay: float = 0.0, clip_norm: float | None = 1.0, lr_half_life: float | None = 4000, **options
+        self,
+        model,
+        lr: float,
+        loss: str = "simple",
+        weight_decay: float = 0.0,
+        clip_norm: float | None = 1.0,
+        lr_half_life: float | None = 4000,
+        **options,
     ):
         super().__init__(model, lr, **options)
         if loss not in LOSSES:

@@ -12,7 +12,9 @@ __all__ = ["evaluate", "test_log_prob", "time_sampling"]
 
 
 @torch.no_grad()
-def test_log_prob(model, data: Dataset, batch_size: int = 500, num_samples: int = 1000) -> tuple[torch.Tensor | None, str | None]:
+def test_log_prob(
+    model, data: Dataset, batch_size: int = 500, num_samples: int = 1000
+) -> tuple[torch.Tensor | None, str | None]:
     r"""The model's reported log-likelihood of each test example, (N,), and its kind; (None, None) if it has none."""
     model.eval()
     device = model.device
@@ -38,7 +40,9 @@ def time_sampling(model, n: int) -> tuple[torch.Tensor, float]:
     return x, (time.perf_counter() - start) * 1000 / n
 
 
-def evaluate(model, data: Dataset, num_samples: int = 1000, n_mode_samples: int = 2500, n_image_samples: int = 500) -> dict:
+def evaluate(
+    model, data: Dataset, num_samples: int = 1000, n_mode_samples: int = 2500, n_image_samples: int = 500
+) -> dict:
     r"""The test metrics of DESIGN.md: NLL (nats, bits/dim, kind), sampling speed and, on 2-D sets,
     mode coverage and the KL gap to the true entropy.
 
@@ -75,5 +79,7 @@ def evaluate(model, data: Dataset, num_samples: int = 1000, n_mode_samples: int 
             metrics.update(mode_coverage(all_samples, data.truth.means, data.truth.std))
     if data.spec.is_image and n_image_samples:
         more = model.sample(n_image_samples - n_timed) if n_image_samples > n_timed else samples[:0]
-        metrics.update(image_sample_quality(torch.cat([samples, more])[:n_image_samples], data, root=data.root))
+        metrics.update(
+            image_sample_quality(torch.cat([samples, more])[:n_image_samples], data, root=data.root)
+        )
     return metrics

@@ -59,7 +59,9 @@ class Objective:
             self.average.load_state_dict(state["weight_average"])
 
 
-def gradient_step(optimizer: torch.optim.Optimizer, loss: Tensor, params, clip_norm: float | None = None) -> float:
+def gradient_step(
+    optimizer: torch.optim.Optimizer, loss: Tensor, params, clip_norm: float | None = None
+) -> float:
     r"""zero_grad, backward, optional clipping, step; returns the gradient norm before clipping."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

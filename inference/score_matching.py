@@ -24,7 +24,12 @@ from ppgen.inference.objective import Objective, gradient_step, register_objecti
 __all__ = ["dsm_loss", "DenoisingScoreMatching"]
 
 
-def dsm_loss(score: Callable[[Tensor, Tensor], Tensor], x: Tensor, sigmas: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def dsm_loss(
+    score: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    sigmas: Tensor,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     r"""The sigma^2-weighted denoising score matching loss of each example.
 
     Arguments:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from ppgen.inference.objective import OBJECTIVES
-from ppgen.inference.weight_average import WeightAverage
 from ppgen.data import Dataset, batches
 from ppgen.errors import NonFiniteLossError, PPGenError
+from ppgen.inference.objective import OBJECTIVES
+from ppgen.inference.weight_average import WeightAverage
 
 __all__ = ["fit", "FitResult"]
 
@@ -77,7 +77,9 @@ def fit(
     if epochs is None and steps is None and budget_seconds is None:
         epochs = defaults.get("epochs", 50)
     if data.spec.kind != model.spec.kind or tuple(data.event_shape) != tuple(model.spec.event_shape):
-        raise PPGenError(f"{model.name} was built for {model.spec.kind} data of shape {model.spec.event_shape}, got {data.kind} {data.event_shape}")
+        raise PPGenError(
+            f"{model.name} was built for {model.spec.kind} data of shape {model.spec.event_shape}, got {data.kind} {data.event_shape}"
+        )
     if model.conditional and data.y is None and model.spec.num_classes:
         raise PPGenError(f"{model.name} is conditional and needs labels y")
     model.check_input(data.x[:1000])
@@ -100,7 +102,15 @@ def fit(
     result = FitResult()
     last_good = copy.deepcopy(model.state_dict())
     start = time.perf_counter()
-    bar = tqdm(total=epochs, initial=start_epoch, desc=f"fit {model.name}", unit="epoch", disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=epochs,
+        initial=start_epoch,
+        desc=f"fit {model.name}",
+        unit="epoch",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
     epoch = start_epoch
     model.train()
     try:
@@ -137,7 +147,9 @@ def fit(
                 on_epoch_end(epoch, row, objective)
             bar.update(1)
             bar.set_postfix(loss=f"{row.get('loss', float('nan')):.4g}")
-            if (steps is not None and result.steps >= steps) or (budget_seconds is not None and time.perf_counter() - start > budget_seconds):
+            if (steps is not None and result.steps >= steps) or (
+                budget_seconds is not None and time.perf_counter() - start > budget_seconds
+            ):
                 break
     finally:
         bar.close()

@@ -60,7 +60,9 @@ class WeightAverage:
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["held"]) != len(self.held):
-            raise PPGenError(f"the saved weight average has {len(state['held'])} tensors, the model {len(self.held)}")
+            raise PPGenError(
+                f"the saved weight average has {len(state['held'])} tensors, the model {len(self.held)}"
+            )
         for a, saved in zip(self.held, state["held"]):
             a.copy_(saved)
         self.steps, self.swapped = state["steps"], state["swapped"]

@@ -30,7 +30,8 @@ def make_ordering(name: str, dim: int, seed: int = 0) -> Tensor:
     r"""A generation order over ``dim`` flat dimensions, (dim,) long.
 
     Arguments:
-        name: "raster" (0, 1, ..., D-1), "reverse" (D-1, ..., 0) or "random" (a permutation drawn with ``seed``).
+        name: "raster" (0, 1, ..., D-1), "reverse" (D-1, ..., 0) or "random" (a permutation drawn with
+            ``seed``).
         dim: the number of dimensions D.
         seed: the seed of the random permutation.
     """
@@ -73,7 +74,9 @@ class AutoregressiveModel(GenerativeModel):
     density = "exact"
     objective = "elbo"
     conditionable: ClassVar[bool] = False
-    tiny_config: ClassVar[dict] = {}  # a small config for the exhaustive tests on D <= 10 (tests/test_autoregressive.py)
+    tiny_config: ClassVar[
+        dict
+    ] = {}  # a small config for the exhaustive tests on D <= 10 (tests/test_autoregressive.py)
 
     def __init__(self, spec, conditional: bool = False):
         super().__init__(spec)
@@ -148,7 +151,9 @@ class AutoregressiveModel(GenerativeModel):
             raise PPGenError(f"{self.name} is conditional: expected labels y of shape ({n},)")
         y = torch.as_tensor(y, device=self.device)
         if y.shape != (n,) or (y.is_floating_point() and not (y == y.round()).all()):
-            raise PPGenError(f"{self.name}: expected integer labels y of shape ({n},), got shape {tuple(y.shape)}")
+            raise PPGenError(
+                f"{self.name}: expected integer labels y of shape ({n},), got shape {tuple(y.shape)}"
+            )
         y = y.long()
         if ((y < 0) | (y >= self.num_classes)).any():
             raise PPGenError(f"{self.name}: labels must lie in [0, {self.num_classes})")
@@ -233,15 +238,23 @@ class AutoregressiveModel(GenerativeModel):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise PPGenError(f"{self.name}: expected x of shape (B, {', '.join(map(str, shape))}), got {got}")
         mask = torch.as_tensor(observed_mask, device=x.device)
-        if mask.dtype != torch.bool or tuple(mask.shape[-len(shape) :]) != shape or mask.ndim not in (len(shape), len(shape) + 1):
-            raise PPGenError(f"{self.name}: expected a bool observed_mask of shape {shape} or (B, *{shape}), got {mask.dtype} {tuple(mask.shape)}")
+        if (
+            mask.dtype != torch.bool
+            or tuple(mask.shape[-len(shape) :]) != shape
+            or mask.ndim not in (len(shape), len(shape) + 1)
+        ):
+            raise PPGenError(
+                f"{self.name}: expected a bool observed_mask of shape {shape} or (B, *{shape}), got {mask.dtype} {tuple(mask.shape)}"
+            )
         mask = mask.expand_as(x)
         x = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device)).to(self.device, self.dtype)
         self.check_input(x)
         observed = mask.reshape(x.shape[0], -1).to(self.device)
         in_order = observed[:, self.ordering()].to(torch.int8)
         if (in_order[:, 1:] > in_order[:, :-1]).any():
-            raise PPGenError(f"{self.name}: the observed dimensions must come first in the model's ordering (a prefix of ordering()); got a mask that observes a later dimension but not an earlier one")
+            raise PPGenError(
+                f"{self.name}: the observed dimensions must come first in the model's ordering (a prefix of ordering()); got a mask that observes a later dimension but not an earlier one"
+            )
         return self.sequential(x, observed, self.check_labels(y, x.shape[0]))
 
     # --- structure ------------------------------------------------------------------------------

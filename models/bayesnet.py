@@ -6,8 +6,7 @@ import torch
 from ppgen.base import GenerativeModel, register
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
-from ppgen.graph import MAX_TABLE, BayesNet
-from ppgen.likelihoods import BayesNetLikelihood
+from ppgen.graph import MAX_TABLE, BayesNet, BayesNetLikelihood
 
 __all__ = ["BayesNetModel", "STRUCTURES"]
 
@@ -61,7 +60,14 @@ class BayesNetModel(GenerativeModel):
     objective = "counting"
     fit_defaults = {"epochs": 1, "batch_size": 4096, "lr": 0.05}
 
-    def __init__(self, spec, structure: str = "markov", order: int = 2, smoothing: float = 1.0, max_table: int = MAX_TABLE):
+    def __init__(
+        self,
+        spec,
+        structure: str = "markov",
+        order: int = 2,
+        smoothing: float = 1.0,
+        max_table: int = MAX_TABLE,
+    ):
         super().__init__(spec)
         if smoothing < 0:
             raise PPGenError(f"smoothing must be >= 0, got {smoothing}")

@@ -86,7 +86,8 @@ class Schedule(nn.Module):
         else:
             raise PPGenError(f"unknown variance {variance!r}; expected 'beta' or 'posterior'")
         var[0] = 1.0  # unused; keeps logs finite
-        # KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) per dimension = kl_const_t + kl_coef_t (eps - eps_theta)^2
+        # KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) per dimension = kl_const_t + kl_coef_t (eps -
+        # eps_theta)^2
         kl_const = 0.5 * ((var / post.clamp_min(1e-300)).log() + post / var - 1)
         kl_coef = 0.5 * b**2 / (alpha * (1 - abar).clamp_min(1e-300)) / var
         kl_const[:2], kl_coef[:2] = 0.0, 0.0
@@ -107,7 +108,10 @@ class Schedule(nn.Module):
 
     def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         r"""x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise; all (B, *event_shape), t: (B,)."""
-        return extract(self.sqrt_alphas_cumprod, t, x0.shape) * x0 + extract(self.sqrt_one_minus_alphas_cumprod, t, x0.shape) * noise
+        return (
+            extract(self.sqrt_alphas_cumprod, t, x0.shape) * x0
+            + extract(self.sqrt_one_minus_alphas_cumprod, t, x0.shape) * noise
+        )
 
     def reverse_mean(self, xt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         r"""mu(x_t, t) = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)."""
@@ -170,10 +174,20 @@ class DDPM(GenerativeModel):
         if int(timesteps) < 2:
             raise PPGenError(f"ddpm needs timesteps >= 2, got {timesteps}")
         if architecture not in ("auto", "mlp", "conv") or architecture == "conv" and not spec.is_image:
-            raise PPGenError(f"architecture must be 'auto', 'mlp' or 'conv' (images only), got {architecture!r} for event shape {spec.event_shape}")
+            raise PPGenError(
+                f"architecture must be 'auto', 'mlp' or 'conv' (images only), got {architecture!r} for event shape {spec.event_shape}"
+            )
         self.schedule = Schedule(SCHEDULES[schedule](int(timesteps)), variance)
         self.T = int(timesteps)
-        self.net = denoiser(spec.event_shape, hidden, blocks, width, time_scale=1000.0 / self.T, fourier=fourier, architecture=architecture)
+        self.net = denoiser(
+            spec.event_shape,
+            hidden,
+            blocks,
+            width,
+            time_scale=1000.0 / self.T,
+            fourier=fourier,
+            architecture=architecture,
+        )
         self.standardize = Standardize(spec)
 
     # --- model space ------------------------------------------------------------------------------
@@ -220,7 +234,12 @@ class DDPM(GenerativeModel):
             z = pyro.sample(f"x_{self.T}", dist.Normal(z, torch.ones_like(z)).to_event(k))
             for t in range(self.T, 1, -1):
                 tt = torch.full((n,), t, dtype=torch.long, device=z.device)
-                z = pyro.sample(f"x_{t - 1}", dist.Normal(self.p_mean(z, tt), extract(self.schedule.sigmas, tt, shape).expand(shape)).to_event(k))
+                z = pyro.sample(
+                    f"x_{t - 1}",
+                    dist.Normal(
+                        self.p_mean(z, tt), extract(self.schedule.sigmas, tt, shape).expand(shape)
+                    ).to_event(k),
+                )
             return pyro.sample("x", self.decoder(z), obs=x)
 
     def guide(self, x=None, y=None):
@@ -232,7 +251,10 @@ class DDPM(GenerativeModel):
         z = self.to_model_space(x)
         with pyro.plate("data", x.shape[0]):
             for t in range(1, self.T + 1):
-                z = pyro.sample(f"x_{t}", dist.Normal((1 - s.betas[t]).sqrt() * z, s.betas[t].sqrt().expand_as(z)).to_event(k))
+                z = pyro.sample(
+                    f"x_{t}",
+                    dist.Normal((1 - s.betas[t]).sqrt() * z, s.betas[t].sqrt().expand_as(z)).to_event(k),
+                )
 
     # --- the bound ----------------------------------------------------------------------------------
     def bound_terms(self, x: Tensor, t: Tensor) -> Tensor:
@@ -299,7 +321,8 @@ class DDPM(GenerativeModel):
         Arguments:
             n: the number of chains.
             steps: ancestral: None only (all T steps); ddim: S, the number of steps (default 50).
-            method: "ancestral" (Ho et al.'s Algorithm 2, stochastic, T steps) or "ddim" (eta = 0, deterministic).
+            method: "ancestral" (Ho et al.'s Algorithm 2, stochastic, T steps) or "ddim" (eta = 0,
+                deterministic).
         """
         if method not in ("ancestral", "ddim"):
             raise PPGenError(f"unknown sampler {method!r}; expected 'ancestral' or 'ddim'")
@@ -307,7 +330,9 @@ class DDPM(GenerativeModel):
             raise PPGenError(f"n must be a positive integer, got {n!r}")
         if method == "ancestral":
             if steps not in (None, self.T):
-                raise PPGenError(f"ancestral sampling takes all T = {self.T} steps; use method='ddim' for fewer")
+                raise PPGenError(
+                    f"ancestral sampling takes all T = {self.T} steps; use method='ddim' for fewer"
+                )
             ts = self.timesteps_for(None)
         else:
             ts = self.timesteps_for(min(50, self.T) if steps is None else steps)

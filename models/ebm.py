@@ -14,7 +14,7 @@ from torch import Tensor
 
 from ppgen.base import register
 from ppgen.errors import PPGenError
-from ppgen.inference.langevin import energy_gradient, kde_jump, sgld
+from ppgen.estimators.langevin import energy_gradient, kde_jump, sgld
 from ppgen.models.score import ChainSampledModel
 from ppgen.nn.energy import EnergyNet
 
@@ -28,7 +28,8 @@ class EBM(ChainSampledModel):
     The Pyro program observes site "x" from a :class:`~ppgen.likelihoods.SampledDistribution`
     whose ``sample`` runs SGLD on E from uniform noise over the data's box, then rounds of
     Metropolis-Hastings jumps proposed from the chains' own kernel density estimate (a resample-move
-    step that moves chains between modes by their depth), and whose ``log_prob`` is -E(x). Training is persistent contrastive divergence with a replay buffer
+    step that moves chains between modes by their depth), and whose ``log_prob`` is -E(x). Training is
+    persistent contrastive divergence with a replay buffer
     (``ppgen.inference.contrastive``, objective "contrastive"). On 2-D continuous data
     ``evaluation_log_prob`` is the exact log p(x) = -E(x) - log Z with log Z by quadrature on a
     ``quadrature_points``^2 midpoint grid over the range of the training data widened by
@@ -52,7 +53,7 @@ class EBM(ChainSampledModel):
         grad_clip: clamp of the energy gradient's entries in SGLD.
         train_steps: SGLD steps per negative batch in training.
         jump_bandwidth: the kernel width of the Metropolis-Hastings jumps between modes (standardized
-            units; see :func:`~ppgen.inference.langevin.kde_jump`); None for no jumps.
+            units; see :func:`~ppgen.estimators.langevin.kde_jump`); None for no jumps.
         sample_steps: SGLD steps from noise in :meth:`sample`.
         sample_jumps: rounds of (a jump proposed from the population's own KDE, then
             ``jump_steps`` SGLD steps) after them, so that the chains' share of each mode follows exp(-E).
@@ -97,7 +98,13 @@ class EBM(ChainSampledModel):
     ):
         super().__init__(spec)
         self.net = EnergyNet(spec.dim, hidden, layers, tau, energy_scale, fourier)
-        self.sampler = {"step_size": step_size, "noise_scale": noise_scale, "grad_clip": grad_clip, "train_steps": train_steps, "jump_bandwidth": jump_bandwidth}
+        self.sampler = {
+            "step_size": step_size,
+            "noise_scale": noise_scale,
+            "grad_clip": grad_clip,
+            "train_steps": train_steps,
+            "jump_bandwidth": jump_bandwidth,
+        }
         self.sample_steps = sample_steps
         self.sample_jumps = sample_jumps if jump_bandwidth else 0
         self.jump_steps = jump_steps
@@ -136,7 +143,10 @@ class EBM(ChainSampledModel):
         lo = lo * self.standardize.scale + self.standardize.shift
         hi = hi * self.standardize.scale + self.standardize.shift
         p = self.quadrature_points
-        axes = [lo[i] + (hi[i] - lo[i]) * (torch.arange(p, device=lo.device, dtype=lo.dtype) + 0.5) / p for i in range(2)]
+        axes = [
+            lo[i] + (hi[i] - lo[i]) * (torch.arange(p, device=lo.device, dtype=lo.dtype) + 0.5) / p
+            for i in range(2)
+        ]
         grid = torch.stack(torch.meshgrid(*axes, indexing="xy"), dim=-1).reshape(-1, 2)
         cell = float((hi[0] - lo[0]) * (hi[1] - lo[1])) / p**2
         return grid, cell
@@ -145,8 +155,15 @@ class EBM(ChainSampledModel):
     def log_partition(self) -> float:
         r"""log Z = log of the integral of exp(-E) over the quadrature box (2-D continuous data), cached until parameters change."""
         if not self.has_quadrature:
-            raise PPGenError(f"{self.name}: log Z by quadrature needs fitted 2-D continuous data, not {self.spec.kind} {self.spec.event_shape}")
-        key = (tuple(t._version for t in self.state_dict(keep_vars=True).values()), self.quadrature_points, self.margin, str(self.device))
+            raise PPGenError(
+                f"{self.name}: log Z by quadrature needs fitted 2-D continuous data, not {self.spec.kind} {self.spec.event_shape}"
+            )
+        key = (
+            tuple(t._version for t in self.state_dict(keep_vars=True).values()),
+            self.quadrature_points,
+            self.margin,
+            str(self.device),
+        )
         if self._log_z_cache[0] != key:
             grid, cell = self.quadrature_grid()
             neg = torch.cat([-self.energy(chunk).double() for chunk in grid.split(65536)])
@@ -175,7 +192,15 @@ class EBM(ChainSampledModel):
 
         def run(x, steps, offset):
             shifted = None if on_step is None else (lambda t, u: t > 0 and on_step(offset + t, u))
-            return sgld(self.energy_u, x, steps, cfg["step_size"], cfg["noise_scale"], cfg["grad_clip"], on_step=shifted)
+            return sgld(
+                self.energy_u,
+                x,
+                steps,
+                cfg["step_size"],
+                cfg["noise_scale"],
+                cfg["grad_clip"],
+                on_step=shifted,
+            )
 
         x = self.noise_u(n)
         if on_step is not None:

@@ -59,12 +59,16 @@ class VectorFlow(GenerativeModel):
     def __init__(self, spec, num_layers: int = 5, hidden_dims: tuple = (64, 64), conditional: bool = False):
         super().__init__(spec)
         if len(spec.event_shape) != 1:
-            raise PPGenError(f"{self.name}: expected vector data of event shape (D,), got {tuple(spec.event_shape)}; flatten images or use 'glow'")
+            raise PPGenError(
+                f"{self.name}: expected vector data of event shape (D,), got {tuple(spec.event_shape)}; flatten images or use 'glow'"
+            )
         self.dim = int(spec.event_shape[0])
         if self.dim < self.min_dim:
             raise PPGenError(f"{self.name}: expected at least {self.min_dim} dimensions, got {self.dim}")
         if conditional and not spec.num_classes:
-            raise PPGenError(f"{self.name}: conditional=True needs labelled data (spec.num_classes), got none")
+            raise PPGenError(
+                f"{self.name}: conditional=True needs labelled data (spec.num_classes), got none"
+            )
         self.conditional = conditional
         self.num_layers = num_layers
         self.hidden_dims = list(hidden_dims)
@@ -86,8 +90,15 @@ class VectorFlow(GenerativeModel):
         if y is None:
             raise PPGenError(f"{self.name} is conditional: expected labels y of shape ({n},)")
         y = torch.as_tensor(y, device=self.base_loc.device)
-        if y.shape != (n,) or y.is_floating_point() and not (y == y.round()).all() or ((y < 0) | (y >= self.context_dim)).any():
-            raise PPGenError(f"{self.name}: expected integer labels y in [0, {self.context_dim}) of shape ({n},)")
+        if (
+            y.shape != (n,)
+            or y.is_floating_point()
+            and not (y == y.round()).all()
+            or ((y < 0) | (y >= self.context_dim)).any()
+        ):
+            raise PPGenError(
+                f"{self.name}: expected integer labels y in [0, {self.context_dim}) of shape ({n},)"
+            )
         return nn.functional.one_hot(y.long(), self.context_dim).to(self.base_loc.dtype)
 
     def normalizing_transform(self, context: Tensor | None = None) -> ComposeTransform:
@@ -133,7 +144,9 @@ class VectorFlow(GenerativeModel):
 def _autoregressive_net(flow: VectorFlow, param_dims: list[int]) -> nn.Module:
     order = torch.arange(flow.dim)
     if flow.conditional:
-        return ConditionalAutoRegressiveNN(flow.dim, flow.context_dim, flow.hidden_dims, param_dims=param_dims, permutation=order)
+        return ConditionalAutoRegressiveNN(
+            flow.dim, flow.context_dim, flow.hidden_dims, param_dims=param_dims, permutation=order
+        )
     return AutoRegressiveNN(flow.dim, flow.hidden_dims, param_dims=param_dims, permutation=order)
 
 
@@ -179,7 +192,9 @@ class RealNVP(VectorFlow):
         split = self.dim // 2
         out = [self.dim - split, self.dim - split]
         if self.conditional:
-            return T.ConditionalAffineCoupling(split, BoundedScale(ConditionalDenseNN(split, self.context_dim, self.hidden_dims, out)))
+            return T.ConditionalAffineCoupling(
+                split, BoundedScale(ConditionalDenseNN(split, self.context_dim, self.hidden_dims, out))
+            )
         return T.AffineCoupling(split, BoundedScale(DenseNN(split, self.hidden_dims, out)))
 
 
@@ -221,7 +236,15 @@ class NSF(VectorFlow):
     name = "nsf"
     fit_defaults = {"epochs": 100, "batch_size": 256, "lr": 2e-3, "lr_decay": 0.966, "clip_norm": 10.0}
 
-    def __init__(self, spec, num_layers: int = 4, hidden_dims: tuple = (64, 64), conditional: bool = False, count_bins: int = 16, bound: float = 4.0):
+    def __init__(
+        self,
+        spec,
+        num_layers: int = 4,
+        hidden_dims: tuple = (64, 64),
+        conditional: bool = False,
+        count_bins: int = 16,
+        bound: float = 4.0,
+    ):
         self.count_bins, self.bound = count_bins, bound
         super().__init__(spec, num_layers, hidden_dims, conditional)
 
@@ -278,5 +301,9 @@ def iaf(input_dim: int, hidden_dims: tuple = (64, 64), num_transforms: int = 2) 
     parts = []
     for i in range(num_transforms):
         order = torch.arange(input_dim) if i % 2 == 0 else torch.arange(input_dim - 1, -1, -1)
-        parts.append(T.AffineAutoregressive(AutoRegressiveNN(input_dim, list(hidden_dims), permutation=order), stable=True))
+        parts.append(
+            T.AffineAutoregressive(
+                AutoRegressiveNN(input_dim, list(hidden_dims), permutation=order), stable=True
+            )
+        )
     return T.ComposeTransformModule(parts)

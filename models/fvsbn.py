@@ -1,8 +1,8 @@
 """The fully visible sigmoid belief network: logistic (softmax) regression of each dimension on the ones before it."""
 
-from ppgen.models.autoregressive import AutoregressiveModel, make_ordering
 from ppgen.base import register
 from ppgen.errors import PPGenError
+from ppgen.models.autoregressive import AutoregressiveModel, make_ordering
 from ppgen.nn.masked import MaskedLinear, degree_mask
 
 __all__ = ["FVSBN"]
@@ -45,7 +45,9 @@ class FVSBN(AutoregressiveModel):
         d, k = spec.dim, spec.num_categories
         width = d if spec.kind == "binary" else d * k  # inputs: x itself, or one-hot x
         if width * width > MAX_PARAMETERS:
-            raise PPGenError(f"fvsbn: {width}^2 weights exceed {MAX_PARAMETERS}; expected a smaller event shape or fewer categories")
+            raise PPGenError(
+                f"fvsbn: {width}^2 weights exceed {MAX_PARAMETERS}; expected a smaller event shape or fewer categories"
+            )
         self.register_buffer("order", make_ordering(order, d, order_seed))
         degrees = self.degrees()
         self.linear = MaskedLinear(width, width, degree_mask(degrees, degrees, strict=True))

@@ -78,7 +78,13 @@ class GAN(GenerativeModel):
     default_fourier: ClassVar[int] = 0
     default_d_hidden: ClassVar[int | None] = None
     fit_defaults = {"epochs": 200, "batch_size": 256, "lr": 1e-3}
-    adversarial_defaults: ClassVar[dict] = {"d_steps": 1, "d_lr_scale": 2.0, "betas": (0.5, 0.9), "gp_weight": 0.0, "lr_decay": 0.985}
+    adversarial_defaults: ClassVar[dict] = {
+        "d_steps": 1,
+        "d_lr_scale": 2.0,
+        "betas": (0.5, 0.9),
+        "gp_weight": 0.0,
+        "lr_decay": 0.985,
+    }
 
     def __init__(
         self,
@@ -102,7 +108,9 @@ class GAN(GenerativeModel):
         if self.arch not in ("mlp", "conv"):
             raise PPGenError(f"{self.name}: arch must be 'mlp' or 'conv', got {self.arch!r}")
         if self.arch == "conv" and not spec.is_image:
-            raise PPGenError(f"{self.name}: arch 'conv' needs images (C, H, W), not event shape {spec.event_shape}")
+            raise PPGenError(
+                f"{self.name}: arch 'conv' needs images (C, H, W), not event shape {spec.event_shape}"
+            )
         if conditional and not spec.num_classes:
             raise PPGenError(f"{self.name}: conditional=True needs data with labels (num_classes), got none")
         self.conditional = bool(conditional)
@@ -113,7 +121,9 @@ class GAN(GenerativeModel):
         shape = tuple(spec.event_shape)
         if self.arch == "mlp":
             self.generator = mlp_generator(self.latent_dim, shape, hidden, layers, classes, embed_dim)
-            self.discriminator = mlp_discriminator(shape, d_hidden or self.default_d_hidden or hidden, layers, classes, self.fourier)
+            self.discriminator = mlp_discriminator(
+                shape, d_hidden or self.default_d_hidden or hidden, layers, classes, self.fourier
+            )
         else:
             self.generator = conv_generator(self.latent_dim, shape, channels, classes, embed_dim)
             self.discriminator = conv_discriminator(shape, channels, classes)
@@ -172,7 +182,9 @@ class GAN(GenerativeModel):
         y = torch.as_tensor(y, device=self.x_loc.device).long()
         y = y.expand(n) if y.ndim == 0 else y
         if y.shape != (n,) or (y < 0).any() or (y >= self.spec.num_classes).any():
-            raise PPGenError(f"{self.name}: expected labels y of shape ({n},) with values in [0, {self.spec.num_classes})")
+            raise PPGenError(
+                f"{self.name}: expected labels y of shape ({n},) with values in [0, {self.spec.num_classes})"
+            )
         return y
 
     def model(self, x: Tensor | None = None, y=None, n: int | None = None) -> Tensor:
@@ -199,7 +211,9 @@ class GAN(GenerativeModel):
 
     # --- no density --------------------------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        raise PPGenError(f"{self.name} has an implicit density: it only samples, log_prob is undefined; use sample-based metrics")
+        raise PPGenError(
+            f"{self.name} has an implicit density: it only samples, log_prob is undefined; use sample-based metrics"
+        )
 
     def evaluation_log_prob(self, x, y=None, num_samples: int = 1000):
         return None
@@ -265,7 +279,13 @@ class DCGAN(GAN):
     images_only = True
     default_arch = "conv"
     fit_defaults = {"epochs": 150, "batch_size": 64, "lr": 2e-4}
-    adversarial_defaults = {"d_steps": 1, "d_lr_scale": 1.0, "betas": (0.5, 0.999), "gp_weight": 0.0, "lr_decay": 1.0}
+    adversarial_defaults = {
+        "d_steps": 1,
+        "d_lr_scale": 1.0,
+        "betas": (0.5, 0.999),
+        "gp_weight": 0.0,
+        "lr_decay": 1.0,
+    }
 
 
 def fixed_affine_gan(data, loc: float, scale: float, **config) -> GAN:

@@ -2,7 +2,8 @@
 
 Pixels x in {0, ..., K-1} become continuous v = x + u with u in [0, 1)^D drawn from a dequantizer
 q(u | x); the flow gives the exact density p(v) of
-    v -> v / K -> logit(alpha + (1 - 2 alpha) v / K) -> [squeeze -> L x (actnorm, 1x1 conv, coupling) -> split]^levels -> z,
+    v -> v / K -> logit(alpha + (1 - 2 alpha) v / K) -> [squeeze -> L x (actnorm, 1x1 conv, coupling) ->
+    split]^levels -> z,
 and log P(x) >= E_q[log p(x + u) - log q(u | x)] (the dequantization bound), which is what this
 model reports (``test_nll_kind: "dequantized"``) and trains. As a Pyro program: u is a latent
 site with a uniform prior, the guide is q(u | x) (uniform, or a learned conditional flow with
@@ -26,7 +27,15 @@ from torch.distributions import AffineTransform, ComposeTransform, SigmoidTransf
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
-from ppgen.flows import ActNorm, AffineCoupling2d, InvertibleConv1x1, Split, Squeeze, UniformDequantizer, VariationalDequantizer
+from ppgen.flows import (
+    ActNorm,
+    AffineCoupling2d,
+    InvertibleConv1x1,
+    Split,
+    Squeeze,
+    UniformDequantizer,
+    VariationalDequantizer,
+)
 
 __all__ = ["Glow"]
 
@@ -62,17 +71,33 @@ class Glow(GenerativeModel):
     objective = "annealed-elbo"
     fit_defaults = {"epochs": 100, "batch_size": 64, "lr": 1e-3, "lr_decay": 0.97, "clip_norm": 50.0}
 
-    def __init__(self, spec, levels: int = 2, steps_per_level: int = 4, hidden: int = 64, dequantization: str = "uniform", alpha: float = 0.05):
+    def __init__(
+        self,
+        spec,
+        levels: int = 2,
+        steps_per_level: int = 4,
+        hidden: int = 64,
+        dequantization: str = "uniform",
+        alpha: float = 0.05,
+    ):
         super().__init__(spec)
         c, h, w = spec.event_shape
         if levels < 1 or h % 2**levels or w % 2**levels:
-            raise PPGenError(f"glow: expected height and width divisible by 2**levels = {2**levels}, got {h}x{w}")
+            raise PPGenError(
+                f"glow: expected height and width divisible by 2**levels = {2**levels}, got {h}x{w}"
+            )
         if dequantization not in ("uniform", "variational"):
-            raise PPGenError(f"glow: dequantization must be 'uniform' or 'variational', got {dequantization!r}")
+            raise PPGenError(
+                f"glow: dequantization must be 'uniform' or 'variational', got {dequantization!r}"
+            )
         self.levels, self.steps_per_level, self.hidden, self.alpha = levels, steps_per_level, hidden, alpha
         self.num_categories = spec.num_categories
         self.dequantization = dequantization
-        self.dequantizer = UniformDequantizer() if dequantization == "uniform" else VariationalDequantizer(c, self.num_categories)
+        self.dequantizer = (
+            UniformDequantizer()
+            if dequantization == "uniform"
+            else VariationalDequantizer(c, self.num_categories)
+        )
         self.prior_u = UniformDequantizer()
         self.steps = nn.ModuleList()
         latent_shape = (4 * c, h // 2, w // 2)
@@ -81,7 +106,13 @@ class Glow(GenerativeModel):
         for level in range(levels):
             channels = 4 * c * 2**level  # after this level's squeeze
             for _ in range(steps_per_level):
-                self.steps.extend([ActNorm(channels, event_dim=3), InvertibleConv1x1(channels), AffineCoupling2d(channels, hidden)])
+                self.steps.extend(
+                    [
+                        ActNorm(channels, event_dim=3),
+                        InvertibleConv1x1(channels),
+                        AffineCoupling2d(channels, hidden),
+                    ]
+                )
 
     # --- the flow of v = x + u --------------------------------------------------------------------
     def _level(self, level: int) -> ComposeTransform:
@@ -95,7 +126,10 @@ class Glow(GenerativeModel):
     def normalizing_transform(self) -> ComposeTransform:
         r"""f: v in [0, K)^D -> z, (B, C, H, W) -> (B, 4C, H/2, W/2): logit preprocessing then the scales."""
         a, k = self.alpha, self.num_categories
-        pre = [AffineTransform(a, (1 - 2 * a) / k, event_dim=3, cache_size=1), SigmoidTransform(cache_size=1).inv]
+        pre = [
+            AffineTransform(a, (1 - 2 * a) / k, event_dim=3, cache_size=1),
+            SigmoidTransform(cache_size=1).inv,
+        ]
         return ComposeTransform(pre + [self._level(0)])
 
     def flow(self) -> dist.TransformedDistribution:

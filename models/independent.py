@@ -10,8 +10,10 @@ from ppgen.likelihoods import factorized
 
 __all__ = ["Independent"]
 
+
 def dimension_names(spec) -> list[str]:
     return [f"x{i}" for i in range(spec.dim)]
+
 
 @register
 class Independent(GenerativeModel):

@@ -76,9 +76,13 @@ class MADE(AutoregressiveModel):
         super().__init__(spec, conditional=conditional)
         hidden_sizes = [int(h) for h in hidden_sizes]
         if num_masks < 1 or not hidden_sizes or min(hidden_sizes) < 1 or not 0.0 <= dropout < 1.0:
-            raise PPGenError(f"made: expected num_masks >= 1, hidden sizes >= 1 and 0 <= dropout < 1, got {num_masks}, {hidden_sizes}, {dropout}")
+            raise PPGenError(
+                f"made: expected num_masks >= 1, hidden sizes >= 1 and 0 <= dropout < 1, got {num_masks}, {hidden_sizes}, {dropout}"
+            )
         d = spec.dim
-        self.categories = spec.num_categories if spec.base_kind == "categorical" else 1  # inputs and outputs per dimension
+        self.categories = (
+            spec.num_categories if spec.base_kind == "categorical" else 1
+        )  # inputs and outputs per dimension
         self.num_masks, self.hidden_sizes, self.dropout = num_masks, hidden_sizes, dropout
 
         generator = torch.Generator().manual_seed(mask_seed)
@@ -97,7 +101,9 @@ class MADE(AutoregressiveModel):
         self.hidden_layers = nn.ModuleList(MaskedLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.output = MaskedLinear(sizes[-1], width)
         self.direct = MaskedLinear(width, width, bias=False) if direct else None
-        self.label_hidden = nn.Linear(self.num_classes, hidden_sizes[0], bias=False) if self.conditional else None
+        self.label_hidden = (
+            nn.Linear(self.num_classes, hidden_sizes[0], bias=False) if self.conditional else None
+        )
         self.label_output = nn.Linear(self.num_classes, width, bias=False) if self.conditional else None
         self.use_mask(0)
 
@@ -151,7 +157,11 @@ class MADE(AutoregressiveModel):
             a = layer(h)
             if i == 0 and self.conditional:
                 a = a + self.label_hidden(self.label_features(y))
-            h = nn.functional.dropout(torch.relu(a), self.dropout, self.training) if self.dropout else torch.relu(a)
+            h = (
+                nn.functional.dropout(torch.relu(a), self.dropout, self.training)
+                if self.dropout
+                else torch.relu(a)
+            )
         out = self.output(h)
         if self.direct is not None:
             out = out + self.direct(inputs)

@@ -43,12 +43,25 @@ class RunningActivationModel(AutoregressiveModel):
     params_per_dim: int = 1
     encoding_width: int = 1
 
-    def __init__(self, spec, hidden: int = 500, activation: str = "sigmoid", order: str = "raster", order_seed: int = 0, dropout: float = 0.0, conditional: bool = False):
+    def __init__(
+        self,
+        spec,
+        hidden: int = 500,
+        activation: str = "sigmoid",
+        order: str = "raster",
+        order_seed: int = 0,
+        dropout: float = 0.0,
+        conditional: bool = False,
+    ):
         super().__init__(spec, conditional=conditional)
         if activation not in ACTIVATIONS:
-            raise PPGenError(f"{self.name}: unknown activation {activation!r}; expected one of: {', '.join(ACTIVATIONS)}")
+            raise PPGenError(
+                f"{self.name}: unknown activation {activation!r}; expected one of: {', '.join(ACTIVATIONS)}"
+            )
         if hidden < 1 or not 0.0 <= dropout < 1.0:
-            raise PPGenError(f"{self.name}: expected hidden >= 1 and 0 <= dropout < 1, got {hidden}, {dropout}")
+            raise PPGenError(
+                f"{self.name}: expected hidden >= 1 and 0 <= dropout < 1, got {hidden}, {dropout}"
+            )
         d, e, p = spec.dim, self.encoding_width, self.params_per_dim
         self.hidden, self.activation, self.dropout = hidden, activation, dropout
         self.register_buffer("order", make_ordering(order, d, order_seed))
@@ -88,7 +101,9 @@ class RunningActivationModel(AutoregressiveModel):
         n = x.shape[0]
         xo = x.reshape(n, -1)[:, self.order]  # (B, D), in ordering
         contrib = torch.einsum("bde,deh->bdh", self.encode(xo), self.W)  # (B, D, H)
-        a = self.initial_activation(n, y).unsqueeze(1) + torch.cumsum(contrib, dim=1) - contrib  # exclusive: a_i sees j < i
+        a = (
+            self.initial_activation(n, y).unsqueeze(1) + torch.cumsum(contrib, dim=1) - contrib
+        )  # exclusive: a_i sees j < i
         out = torch.einsum("bdh,dph->bdp", self.hidden_units(a), self.V) + self.b  # (B, D, P), in ordering
         flat = torch.empty_like(out)
         flat[:, self.order] = out
@@ -137,7 +152,16 @@ class NADE(RunningActivationModel):
     fit_defaults = {"epochs": 80, "batch_size": 100, "lr": 1e-2}
     tiny_config = {"hidden": 16, "order": "random"}
 
-    def __init__(self, spec, hidden: int = 500, activation: str = "sigmoid", order: str = "raster", order_seed: int = 0, dropout: float = 0.5, conditional: bool = False):
+    def __init__(
+        self,
+        spec,
+        hidden: int = 500,
+        activation: str = "sigmoid",
+        order: str = "raster",
+        order_seed: int = 0,
+        dropout: float = 0.5,
+        conditional: bool = False,
+    ):
         self.params_per_dim = 1 if spec.kind == "binary" else spec.num_categories
         self.encoding_width = 1 if spec.kind == "binary" else spec.num_categories
         super().__init__(spec, hidden, activation, order, order_seed, dropout, conditional)
@@ -187,7 +211,17 @@ class RNADE(RunningActivationModel):
     LOG_SCALE_MIN: ClassVar[float] = -9.0
     LOG_SCALE_MAX: ClassVar[float] = 5.0
 
-    def __init__(self, spec, hidden: int = 100, components: int = 10, activation: str = "relu", order: str = "raster", order_seed: int = 0, dropout: float = 0.0, conditional: bool = False):
+    def __init__(
+        self,
+        spec,
+        hidden: int = 100,
+        components: int = 10,
+        activation: str = "relu",
+        order: str = "raster",
+        order_seed: int = 0,
+        dropout: float = 0.0,
+        conditional: bool = False,
+    ):
         if components < 1:
             raise PPGenError(f"rnade: expected components >= 1, got {components}")
         self.components = components

@@ -8,8 +8,6 @@ embedding (p(x | y)). Sampling is cached: each activation is computed once, at t
 inputs become known, instead of one full pass per pixel.
 """
 
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -46,12 +44,16 @@ class PixelModel(AutoregressiveModel):
     def __init__(self, spec, channels: int, head: int, embed_dim: int, conditional: bool, **body):
         super().__init__(spec, conditional)
         if spec.event_shape[0] != 1:
-            raise PPGenError(f"{self.name} models one-channel images (1, H, W), got event shape {tuple(spec.event_shape)}")
+            raise PPGenError(
+                f"{self.name} models one-channel images (1, H, W), got event shape {tuple(spec.event_shape)}"
+            )
         k = spec.num_categories
         self.embedding = nn.Embedding(self.num_classes, embed_dim) if self.conditional else None
         self.body = self.make_body(k, channels, embed_dim if self.conditional else None, **body)
         out = 1 if spec.kind == "binary" else k
-        self.head = nn.Sequential(nn.ELU(), nn.Conv2d(self.body.out_channels, head, 1), nn.ELU(), nn.Conv2d(head, out, 1))
+        self.head = nn.Sequential(
+            nn.ELU(), nn.Conv2d(self.body.out_channels, head, 1), nn.ELU(), nn.Conv2d(head, out, 1)
+        )
 
     def make_body(self, in_channels: int, channels: int, embed_dim: int | None, **config) -> nn.Module:
         raise NotImplementedError
@@ -105,7 +107,9 @@ class PixelModel(AutoregressiveModel):
         x = x.clone()
         _, height, width = self.spec.event_shape
         k = self.spec.num_categories
-        cache = self.body.cache(x.new_zeros(x.shape[0], k, height, width), self.embed(y))  # features set pixel by pixel
+        cache = self.body.cache(
+            x.new_zeros(x.shape[0], k, height, width), self.embed(y)
+        )  # features set pixel by pixel
         for i in range(height):
             for j in range(width):
                 h = cache.at(i, j)  # (B, C)
@@ -156,10 +160,35 @@ class PixelCNN(PixelModel):
 
     name = "pixelcnn"
     tiny_config = {"channels": 8, "layers": 2, "first_kernel": 3, "head": 16, "embed_dim": 4}
-    fit_defaults = {"epochs": 70, "batch_size": 64, "lr": 2e-3}  # digits: test NLL 16.50 nats, 45 s of one core
+    fit_defaults = {
+        "epochs": 70,
+        "batch_size": 64,
+        "lr": 2e-3,
+    }  # digits: test NLL 16.50 nats, 45 s of one core
 
-    def __init__(self, spec, channels: int = 32, layers: int = 4, first_kernel: int = 7, kernel_size: int = 3, head: int = 64, dropout: float = 0.2, embed_dim: int = 16, conditional: bool = False):
-        super().__init__(spec, channels, head, embed_dim, conditional, layers=layers, first_kernel=first_kernel, kernel_size=kernel_size, dropout=dropout)
+    def __init__(
+        self,
+        spec,
+        channels: int = 32,
+        layers: int = 4,
+        first_kernel: int = 7,
+        kernel_size: int = 3,
+        head: int = 64,
+        dropout: float = 0.2,
+        embed_dim: int = 16,
+        conditional: bool = False,
+    ):
+        super().__init__(
+            spec,
+            channels,
+            head,
+            embed_dim,
+            conditional,
+            layers=layers,
+            first_kernel=first_kernel,
+            kernel_size=kernel_size,
+            dropout=dropout,
+        )
 
     def make_body(self, in_channels, channels, embed_dim, **config):
         return PixelCNNStack(in_channels, channels, embed_dim=embed_dim, **config)
@@ -193,10 +222,27 @@ class GatedPixelCNN(PixelCNN):
 
     name = "gated-pixelcnn"
     tiny_config = {"channels": 8, "layers": 2, "first_kernel": 3, "head": 16, "embed_dim": 4}
-    fit_defaults = {"epochs": 60, "batch_size": 64, "lr": 2e-3}  # digits: test NLL 16.80 nats, 97 s of one core
+    fit_defaults = {
+        "epochs": 60,
+        "batch_size": 64,
+        "lr": 2e-3,
+    }  # digits: test NLL 16.80 nats, 97 s of one core
 
-    def __init__(self, spec, channels: int = 32, layers: int = 5, first_kernel: int = 7, kernel_size: int = 3, head: int = 64, dropout: float = 0.2, embed_dim: int = 16, conditional: bool = False):
-        super().__init__(spec, channels, layers, first_kernel, kernel_size, head, dropout, embed_dim, conditional)
+    def __init__(
+        self,
+        spec,
+        channels: int = 32,
+        layers: int = 5,
+        first_kernel: int = 7,
+        kernel_size: int = 3,
+        head: int = 64,
+        dropout: float = 0.2,
+        embed_dim: int = 16,
+        conditional: bool = False,
+    ):
+        super().__init__(
+            spec, channels, layers, first_kernel, kernel_size, head, dropout, embed_dim, conditional
+        )
 
     def make_body(self, in_channels, channels, embed_dim, **config):
         return GatedPixelCNNStack(in_channels, channels, embed_dim=embed_dim, **config)

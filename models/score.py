@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
-from ppgen.inference.langevin import annealed_langevin
+from ppgen.estimators.langevin import annealed_langevin
 from ppgen.likelihoods import SampledDistribution
 from ppgen.nn.score_net import NoiseConditionalScoreNet
 from ppgen.nn.standardize import Standardize
@@ -28,7 +28,9 @@ __all__ = ["ChainSampledModel", "SMLD", "geometric_sigmas"]
 def geometric_sigmas(sigma_max: float, sigma_min: float, num: int) -> Tensor:
     r"""The ladder sigma_1 > ... > sigma_L, geometric, computed in float64, returned as float32 (L,)."""
     if not 0 < sigma_min < sigma_max or num < 2:
-        raise PPGenError(f"need 0 < sigma_min < sigma_max and at least 2 levels; got {sigma_min}, {sigma_max}, {num}")
+        raise PPGenError(
+            f"need 0 < sigma_min < sigma_max and at least 2 levels; got {sigma_min}, {sigma_max}, {num}"
+        )
     return torch.logspace(math.log10(sigma_max), math.log10(sigma_min), num, dtype=torch.float64).float()
 
 
@@ -85,7 +87,9 @@ class ChainSampledModel(GenerativeModel):
         """
         steps = sorted({int(s) for s in steps})
         if not steps or steps[0] < 0 or steps[-1] > self.num_sampling_steps:
-            raise PPGenError(f"{self.name}: steps to show must lie in [0, {self.num_sampling_steps}], got {steps}")
+            raise PPGenError(
+                f"{self.name}: steps to show must lie in [0, {self.num_sampling_steps}], got {steps}"
+            )
         wanted, shots = set(steps), {}
         k = self.spec.num_categories
 
@@ -121,7 +125,8 @@ class SMLD(ChainSampledModel):
     Arguments:
         spec: the data spec.
         sigma_min: the smallest noise level (standardized units).
-        sigma_max: the largest; None for 2 sqrt(2 D), about the largest distance between standardized examples.
+        sigma_max: the largest; None for 2 sqrt(2 D), about the largest distance between standardized
+            examples.
         num_sigmas: the number of levels L.
         hidden: the score network's width.
         layers: its number of hidden layers.
@@ -175,7 +180,11 @@ class SMLD(ChainSampledModel):
     def score(self, x: Tensor, sigma: float | None = None) -> Tensor:
         r"""grad_x log p_sigma(x) in data space, sigma in data units (default: the smallest level). x: (B, *event_shape)."""
         scale = self.standardize.scale
-        s = self.sigmas[-1] if sigma is None else torch.as_tensor(sigma, dtype=x.dtype, device=x.device) / scale
+        s = (
+            self.sigmas[-1]
+            if sigma is None
+            else torch.as_tensor(sigma, dtype=x.dtype, device=x.device) / scale
+        )
         return self.score_u(self.standardize(x), s.expand(x.shape[0])) / scale
 
     def log_prob(self, x, y=None):
@@ -191,4 +200,12 @@ class SMLD(ChainSampledModel):
 
     def sample_u(self, n: int, on_step=None) -> Tensor:
         start = self.sigmas[0] * torch.randn(n, *self.spec.event_shape, device=self.sigmas.device)
-        return annealed_langevin(self.score_u, start, self.sigmas, self.steps_per_sigma, self.step_ratio, self.denoise, on_step=on_step)
+        return annealed_langevin(
+            self.score_u,
+            start,
+            self.sigmas,
+            self.steps_per_sigma,
+            self.step_ratio,
+            self.denoise,
+            on_step=on_step,
+        )

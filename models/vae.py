@@ -4,7 +4,7 @@ One base class, :class:`VAE`, holds the Pyro model and guide, with the VampPrior
 posteriors at learned pseudo-inputs, the default) or N(0, I) as the prior; the variants change one thing each:
 :class:`IWAE` the training bound (K-sample importance weighted), :class:`CVAE` the conditioning on a
 label y, :class:`IAFVAE` the guide (refined by inverse autoregressive flows). ``log_prob`` is the ELBO
-(a lower bound), ``estimate_log_prob`` the IWAE-K estimate of log p(x) (``ppgen.inference.importance``).
+(a lower bound), ``estimate_log_prob`` the IWAE-K estimate of log p(x) (``ppgen.estimators.importance``).
 
 References:
     | Auto-Encoding Variational Bayes (Kingma & Welling, 2013) https://arxiv.org/abs/1312.6114
@@ -27,11 +27,11 @@ from torch import Tensor, nn
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
-from ppgen.inference.importance import ImportanceWeightedELBO, elbo_estimate, log_marginal
+from ppgen.estimators.importance import ImportanceWeightedELBO, elbo_estimate, log_marginal
 from ppgen.likelihoods import factorized, factorized_params_shape
+from ppgen.likelihoods.vamp_prior import VampPrior
 from ppgen.models.independent import dimension_names
 from ppgen.nn.mlp import mlp
-from ppgen.nn.vamp_prior import VampPrior
 
 __all__ = ["VAE", "IWAE", "CVAE", "IAFVAE"]
 
@@ -45,7 +45,8 @@ class VAE(GenerativeModel):
     r"""p(x) = int p(z) p(x | z) dz with a neural decoder, fit by the ELBO with a Normal guide.
 
     Model: z ~ p(z), the VampPrior (1/K) sum_k q(z | u_k) or N(0, I_L); x | z ~ a product of Bernoulli
-    (binary), categorical (categorical:K) or Normal (continuous) factors whose parameters the decoder outputs. Guide: q(z | x) = N(mu(x), diag sigma(x)^2),
+    (binary), categorical (categorical:K) or Normal (continuous) factors whose parameters the decoder outputs.
+    Guide: q(z | x) = N(mu(x), diag sigma(x)^2),
     reparameterized. Training minimises ``elbo().differentiable_loss`` (analytic KL with
     ``TraceMeanField_ELBO`` for the N(0, I) prior, else the Monte Carlo ``Trace_ELBO``), and the weights
     evaluated are an exponential moving average of the iterates (``fit_defaults["ema_decay"]``).
@@ -97,18 +98,26 @@ class VAE(GenerativeModel):
         super().__init__(spec)
         latent_dim = latent_dim if latent_dim is not None else self.default_latent_dim
         if latent_dim < 1 or any(h < 1 for h in hidden):
-            raise PPGenError(f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}")
+            raise PPGenError(
+                f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}"
+            )
         if not 0 <= dropout < 1:
             raise PPGenError(f"{self.name}: dropout must be in [0, 1), got {dropout}")
         if decoder_scale not in SCALES:
-            raise PPGenError(f"{self.name}: decoder_scale must be one of {', '.join(SCALES)}, got {decoder_scale!r}")
+            raise PPGenError(
+                f"{self.name}: decoder_scale must be one of {', '.join(SCALES)}, got {decoder_scale!r}"
+            )
         prior = prior or self.default_prior
         if prior not in PRIORS:
             raise PPGenError(f"{self.name}: prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         if prior == "vamp" and analytic_kl:
-            raise PPGenError(f"{self.name}: the VampPrior has no closed-form KL; analytic_kl=True needs prior='standard'")
+            raise PPGenError(
+                f"{self.name}: the VampPrior has no closed-form KL; analytic_kl=True needs prior='standard'"
+            )
         if prior == "vamp" and self.conditional:
-            raise PPGenError(f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; use prior='standard'")
+            raise PPGenError(
+                f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; use prior='standard'"
+            )
         if prior == "vamp" and pseudo_inputs < 1:
             raise PPGenError(f"{self.name}: the VampPrior needs pseudo_inputs >= 1, got {pseudo_inputs}")
         analytic_kl = prior == "standard" if analytic_kl is None else analytic_kl
@@ -117,7 +126,9 @@ class VAE(GenerativeModel):
         self.params_shape = factorized_params_shape(spec)
         self.shared_scale = spec.kind == "continuous" and decoder_scale != "conditional"
         context = self.context_dim()
-        self.features = mlp(spec.dim + context, self.hidden, dropout=dropout)  # (B, H): also the IAF's context
+        self.features = mlp(
+            spec.dim + context, self.hidden, dropout=dropout
+        )  # (B, H): also the IAF's context
         self.feature_dim = self.hidden[-1] if self.hidden else spec.dim + context
         self.to_posterior = nn.Linear(self.feature_dim, 2 * latent_dim)
         out = spec.dim if self.shared_scale else math.prod(self.params_shape)
@@ -126,7 +137,9 @@ class VAE(GenerativeModel):
             self.log_scale = nn.Parameter(torch.zeros(spec.dim if decoder_scale == "diagonal" else 1))
         self.register_buffer("prior_loc", torch.zeros(latent_dim))
         self.register_buffer("prior_scale", torch.ones(latent_dim))
-        self.vamp = VampPrior(pseudo_inputs, spec.dim, bounded=spec.kind != "continuous") if prior == "vamp" else None
+        self.vamp = (
+            VampPrior(pseudo_inputs, spec.dim, bounded=spec.kind != "continuous") if prior == "vamp" else None
+        )
 
     # --- conditioning (CVAE overrides) ---------------------------------------------------------------
     def context_dim(self) -> int:
@@ -183,7 +196,11 @@ class VAE(GenerativeModel):
                 params = torch.stack([loc, log_scale.clamp_min(MIN_LOG_SCALE)], dim=-n - 1)
             return params
         loc = out.reshape(*batch, *self.spec.event_shape)
-        log_scale = self.log_scale.clamp_min(MIN_LOG_SCALE).reshape(self.spec.event_shape if self.log_scale.numel() > 1 else ()).expand_as(loc)
+        log_scale = (
+            self.log_scale.clamp_min(MIN_LOG_SCALE)
+            .reshape(self.spec.event_shape if self.log_scale.numel() > 1 else ())
+            .expand_as(loc)
+        )
         return torch.stack([loc, log_scale], dim=-len(self.spec.event_shape) - 1)
 
     def likelihood(self, z: Tensor, y: Tensor | None = None) -> dist.TorchDistribution:
@@ -208,7 +225,9 @@ class VAE(GenerativeModel):
             self.vamp.initialize(self.encoder_input(data.x[chosen].to(self.prior_loc.device)))
 
     def elbo(self) -> pyro.infer.ELBO:
-        return TraceMeanField_ELBO(max_plate_nesting=1) if self.analytic_kl else Trace_ELBO(max_plate_nesting=1)
+        return (
+            TraceMeanField_ELBO(max_plate_nesting=1) if self.analytic_kl else Trace_ELBO(max_plate_nesting=1)
+        )
 
     # --- densities, samples, latent space -------------------------------------------------------------
     def check_labels(self, x: Tensor, y: Tensor | None) -> Tensor | None:
@@ -230,7 +249,9 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
         z = self.prior().sample((n,))
-        return self.likelihood(z, self.sample_labels(n, y)).sample().to(z.dtype)  # categorical draws are integers
+        return (
+            self.likelihood(z, self.sample_labels(n, y)).sample().to(z.dtype)
+        )  # categorical draws are integers
 
     def sample_labels(self, n: int, y: Tensor | None) -> Tensor | None:
         return y
@@ -278,7 +299,9 @@ class IWAE(VAE):
 
     name = "iwae"
     fit_defaults = {**VAE.fit_defaults, "epochs": 150, "weight_decay": 3e-4}
-    default_latent_dim = 16  # the tighter bound uses more latent dimensions: L = 8 gave 16.70 on validation, L = 16 16.47 (N(0, I) prior)
+    # the tighter bound uses more latent dimensions: L = 8 gave 16.70 on validation, L = 16 16.47 (N(0, I)
+    # prior)
+    default_latent_dim = 16
 
     def __init__(self, spec, particles: int = 30, **config):
         super().__init__(spec, **config)
@@ -299,8 +322,13 @@ class CVAE(VAE):
 
     name = "cvae"
     conditional = True
-    fit_defaults = {"epochs": 500, "batch_size": 128, "lr": 1e-3}  # no weight average: 14.09 with it on validation, 14.10 without
-    default_latent_dim = 16  # the label carries the class, z the style: L = 8 for 600 epochs gave 14.37 on digits, L = 16 13.98
+    fit_defaults = {
+        "epochs": 500,
+        "batch_size": 128,
+        "lr": 1e-3,
+    }  # no weight average: 14.09 with it on validation, 14.10 without
+    # the label carries the class, z the style: L = 8 for 600 epochs gave 14.37 on digits, L = 16 13.98
+    default_latent_dim = 16
     default_prior = "standard"  # the VampPrior's pseudo-inputs carry no label
 
     def __init__(self, spec, **config):
@@ -321,7 +349,9 @@ class CVAE(VAE):
         c = self.spec.num_classes
         if y is None or y.shape != x.shape[:1] or ((y < 0) | (y >= c)).any():
             got = None if y is None else tuple(y.shape)
-            raise PPGenError(f"cvae needs labels y of shape ({x.shape[0]},) with integers in [0, {c}); got {got}")
+            raise PPGenError(
+                f"cvae needs labels y of shape ({x.shape[0]},) with integers in [0, {c}); got {got}"
+            )
         return y
 
     def sample_labels(self, n, y):
@@ -354,13 +384,16 @@ class IAFVAE(VAE):
 
     name = "vae-iaf"
 
-    def __init__(self, spec, flows: int = 2, flow_hidden: tuple | None = None, analytic_kl: bool = False, **config):
+    def __init__(
+        self, spec, flows: int = 2, flow_hidden: tuple | None = None, analytic_kl: bool = False, **config
+    ):
         if analytic_kl:
             raise PPGenError("vae-iaf: the IAF guide has no closed-form KL; analytic_kl must be False")
         super().__init__(spec, analytic_kl=False, **config)
         widths = list(flow_hidden or (4 * self.latent_dim,))
         self.flows = nn.ModuleList(
-            conditional_affine_autoregressive(self.latent_dim, self.feature_dim, widths, stable=True) for _ in range(flows)
+            conditional_affine_autoregressive(self.latent_dim, self.feature_dim, widths, stable=True)
+            for _ in range(flows)
         )
 
     def posterior_from_params(self, params):

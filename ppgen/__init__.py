@@ -12,23 +12,37 @@ Example:
     True
 """
 
-from ppgen import data
-from ppgen.base import GenerativeModel, create, get, model_names, register
-from ppgen.errors import NonFiniteLossError, PPGenError
-from ppgen.inference import evaluate, fit
-from ppgen.seed import seed_everything
+import importlib
 
-__all__ = [
-    "data",
-    "create",
-    "fit",
-    "evaluate",
-    "get",
-    "model_names",
-    "register",
-    "GenerativeModel",
-    "PPGenError",
-    "NonFiniteLossError",
-    "seed_everything",
-]
+# The public API, imported on first use (PEP 562): `import ppgen` stays light, and the floors below the
+# facade never import it (see ARCHITECTURE.md).
+_API = {
+    "data": ("ppgen.data", None),
+    "create": ("ppgen.base", "create"),
+    "get": ("ppgen.base", "get"),
+    "model_names": ("ppgen.base", "model_names"),
+    "register": ("ppgen.base", "register"),
+    "GenerativeModel": ("ppgen.base", "GenerativeModel"),
+    "PPGenError": ("ppgen.errors", "PPGenError"),
+    "NonFiniteLossError": ("ppgen.errors", "NonFiniteLossError"),
+    "seed_everything": ("ppgen.seed", "seed_everything"),
+    "fit": ("ppgen.inference", "fit"),
+    "evaluate": ("ppgen.inference", "evaluate"),
+}
+
+__all__ = list(_API)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'ppgen' has no attribute {name!r}")
+    module, attribute = _API[name]
+    value = importlib.import_module(module)
+    value = value if attribute is None else getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

@@ -8,7 +8,7 @@ import pyro
 import torch
 from torch import Tensor, nn
 
-from ppgen.data import DataSpec, Dataset
+from ppgen.data import Dataset, DataSpec
 from ppgen.errors import PPGenError
 
 __all__ = ["GenerativeModel", "register", "create", "get", "model_names", "REGISTRY"]
@@ -27,7 +27,8 @@ class GenerativeModel(nn.Module):
 
     Class variables:
         name: the registry key, e.g. "nade".
-        family: one of "graphical", "autoregressive", "flow", "latent-variable", "diffusion", "energy", "adversarial".
+        family: one of "graphical", "autoregressive", "flow", "latent-variable", "diffusion", "energy",
+            "adversarial".
         density: "exact" (log p(x)), "lower-bound" (ELBO <= log p(x)), "unnormalized" (-E(x)) or "implicit".
         kinds: the data kinds the model accepts, among "binary", "categorical", "continuous".
         images_only: the model needs image data, event_shape (C, H, W).
@@ -75,10 +76,13 @@ class GenerativeModel(nn.Module):
         r"""n samples, (n, *event_shape), on the model's device."""
         raise NotImplementedError
 
-    def evaluation_log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int = 1000) -> tuple[Tensor, str] | None:
+    def evaluation_log_prob(
+        self, x: Tensor, y: Tensor | None = None, num_samples: int = 1000
+    ) -> tuple[Tensor, str] | None:
         r"""The test log-likelihood that gets reported, and its kind ("exact", "iwae-K", "elbo", "dequantized", ...).
 
-        Returns None where the model has no density to report (implicit, or unnormalized without a partition function).
+        Returns None where the model has no density to report (implicit, or unnormalized without a partition
+        function).
         """
         if self.density == "exact":
             return self.log_prob(x, y), "exact"
@@ -115,7 +119,9 @@ class GenerativeModel(nn.Module):
             raise PPGenError(f"{self.name}: x contains NaN or infinite values")
         k = self.spec.num_categories
         if k and not ((x >= 0) & (x < k) & (x == x.round())).all():
-            raise PPGenError(f"{self.name}: x must hold integers in [0, {k}) for data kind {self.spec.kind!r}")
+            raise PPGenError(
+                f"{self.name}: x must hold integers in [0, {k}) for data kind {self.spec.kind!r}"
+            )
         return x
 
     def pyro_log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -15,7 +15,17 @@ from ppgen.errors import PPGenError
 from ppgen.idx import find_mnist, read_idx
 from ppgen.synthetic import SYNTHETIC, sample_moons, sample_spirals
 
-__all__ = ["DataSpec", "Dataset", "load", "load_file", "from_tensor", "names", "binarize", "dequantize", "batches"]
+__all__ = [
+    "DataSpec",
+    "Dataset",
+    "load",
+    "load_file",
+    "from_tensor",
+    "names",
+    "binarize",
+    "dequantize",
+    "batches",
+]
 
 SYNTHETIC_SIZES = {"train": 10_000, "test": 5_000}
 SYNTHETIC_SEEDS = {"train": 0, "test": 1}
@@ -167,14 +177,18 @@ def _mnist(name: str, split: str, root) -> Dataset:
     images = read_idx(find_mnist(split, "x", root))
     labels = read_idx(find_mnist(split, "y", root))
     if images.ndim != 3 or labels.shape != images.shape[:1]:
-        raise PPGenError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}; expected (N, H, W) and (N,)")
+        raise PPGenError(
+            f"MNIST files disagree: images {images.shape}, labels {labels.shape}; expected (N, H, W) and (N,)"
+        )
     x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1)  # (N, 1, 28, 28), levels 0..255
     y = torch.as_tensor(labels, dtype=torch.long)
     if name == "mnist-gray":
         return Dataset(x, y, "categorical:256", name, num_classes=10, root=root)
     grey = x / 255.0
     if split == "test":  # binarized once, with a fixed seed, so that every model sees the same test set
-        return Dataset(binarize(grey, torch.Generator().manual_seed(0)), y, "binary", name, num_classes=10, root=root)
+        return Dataset(
+            binarize(grey, torch.Generator().manual_seed(0)), y, "binary", name, num_classes=10, root=root
+        )
     first = binarize(grey, torch.Generator().manual_seed(1))
     return Dataset(first, y, "binary", name, grey=grey, num_classes=10, root=root)
 
@@ -226,7 +240,9 @@ def from_tensor(x, kind: str, y=None, name: str = "tensor") -> Dataset:
         raise PPGenError(f"x must have shape (N, *event_shape) with N >= 1; got {tuple(x.shape)}")
     x = x.float()
     if not torch.isfinite(x).all():
-        raise PPGenError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values; expected finite numbers")
+        raise PPGenError(
+            f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values; expected finite numbers"
+        )
     base = kind.split(":")[0]
     if kind == "binary":
         if not ((x == 0) | (x == 1)).all():
@@ -244,7 +260,9 @@ def from_tensor(x, kind: str, y=None, name: str = "tensor") -> Dataset:
     if y is not None:
         y = torch.as_tensor(y)
         if y.shape != (x.shape[0],) or y.is_floating_point() and not (y == y.round()).all() or (y < 0).any():
-            raise PPGenError(f"y must be non-negative integer labels of shape ({x.shape[0]},); got {tuple(y.shape)}")
+            raise PPGenError(
+                f"y must be non-negative integer labels of shape ({x.shape[0]},); got {tuple(y.shape)}"
+            )
         y = y.long()
         num_classes = int(y.max()) + 1
     return Dataset(x, y, kind, name, num_classes=num_classes)
@@ -290,4 +308,6 @@ def load_file(path, split: str = "train", kind: str | None = None) -> Dataset:
     idx = order[:n_test] if split == "test" else order[n_test:]
     if len(idx) == 0:
         raise PPGenError(f"{path} has too few examples ({len(data)}) to split into train and test")
-    return Dataset(data.x[idx], None if data.y is None else data.y[idx], kind, data.name, num_classes=data.num_classes)
+    return Dataset(
+        data.x[idx], None if data.y is None else data.y[idx], kind, data.name, num_classes=data.num_classes
+    )

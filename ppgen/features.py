@@ -40,7 +40,12 @@ class DigitClassifier(nn.Module):
         c, h, w = spec.event_shape
         levels = spec.num_categories
         self.scale = float(levels - 1) if levels else 1.0
-        convs = [nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU()]
+        convs = [
+            nn.Conv2d(c, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            nn.ReLU(),
+        ]
         if min(h, w) >= 16:
             convs += [nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU()]
         self.convs = nn.Sequential(*convs, nn.AdaptiveAvgPool2d(4), nn.Flatten())  # (B, 64 * 16)
@@ -68,7 +73,9 @@ def has_classifier(name: str, spec: DataSpec) -> bool:
     return name in KNOWN and spec.is_image
 
 
-def train_classifier(train, test=None, epochs: int = 40, batch_size: int = 64, seed: int = 0) -> tuple[DigitClassifier, float | None]:
+def train_classifier(
+    train, test=None, epochs: int = 40, batch_size: int = 64, seed: int = 0
+) -> tuple[DigitClassifier, float | None]:
     r"""Trains a :class:`DigitClassifier` with Adam from a fixed seed; returns it (eval mode) and its test accuracy."""
     if train.y is None:
         raise PPGenError(f"the feature classifier of {train.name!r} needs labels y")
@@ -77,7 +84,9 @@ def train_classifier(train, test=None, epochs: int = 40, batch_size: int = 64, s
         net = DigitClassifier(train.spec)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * ((len(train) + batch_size - 1) // batch_size))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, epochs * ((len(train) + batch_size - 1) // batch_size)
+        )
         for _ in range(epochs):
             order = torch.randperm(len(train), generator=gen)
             for start in range(0, len(train), batch_size):
@@ -111,8 +120,12 @@ def classifier(name: str, spec: DataSpec, root=None) -> DigitClassifier:
     net = DigitClassifier(spec)
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format_version") != FORMAT_VERSION or tuple(state["event_shape"]) != tuple(spec.event_shape):
-            raise PPGenError(f"cached classifier {path} does not match {name} {spec.event_shape}; delete it to retrain")
+        if state.get("format_version") != FORMAT_VERSION or tuple(state["event_shape"]) != tuple(
+            spec.event_shape
+        ):
+            raise PPGenError(
+                f"cached classifier {path} does not match {name} {spec.event_shape}; delete it to retrain"
+            )
         net.load_state_dict(state["state_dict"])
         net.eval()
     else:
@@ -120,7 +133,12 @@ def classifier(name: str, spec: DataSpec, root=None) -> DigitClassifier:
         if name.startswith("mnist"):
             train = train.subset(MNIST_TRAIN)
         net, accuracy = train_classifier(train, test, epochs=KNOWN[name])
-        state = {"format_version": FORMAT_VERSION, "event_shape": list(spec.event_shape), "state_dict": net.state_dict(), "test_accuracy": accuracy}
+        state = {
+            "format_version": FORMAT_VERSION,
+            "event_shape": list(spec.event_shape),
+            "state_dict": net.state_dict(),
+            "test_accuracy": accuracy,
+        }
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
             torch.save(state, f)
         os.replace(f.name, path)
@@ -134,4 +152,6 @@ def classifier(name: str, spec: DataSpec, root=None) -> DigitClassifier:
 def extract(net: DigitClassifier, x: Tensor, batch_size: int = 1000) -> Tensor:
     r"""Features of x: (N, C, H, W) -> (N, F), in batches, on the classifier's device."""
     device = next(net.parameters()).device
-    return torch.cat([net.embed(x[i : i + batch_size].to(device).float()) for i in range(0, len(x), batch_size)]).cpu()
+    return torch.cat(
+        [net.embed(x[i : i + batch_size].to(device).float()) for i in range(0, len(x), batch_size)]
+    ).cpu()

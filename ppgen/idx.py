@@ -46,7 +46,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     except (OSError, EOFError) as e:
         raise PPGenError(f"cannot read IDX file {path}: {e}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise PPGenError(f"{path} is not an IDX file (expected magic 0x0000TTNN, got {data[:4].hex() or 'nothing'})")
+        raise PPGenError(
+            f"{path} is not an IDX file (expected magic 0x0000TTNN, got {data[:4].hex() or 'nothing'})"
+        )
     dtype, ndim = np.dtype(_DTYPES[data[2]]), data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -54,7 +56,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
-        raise PPGenError(f"{path} is truncated or padded: shape {shape} needs {expected} bytes, file has {len(data)}")
+        raise PPGenError(
+            f"{path} is truncated or padded: shape {shape} needs {expected} bytes, file has {len(data)}"
+        )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -72,7 +76,10 @@ def _download(name: str, folder: Path) -> Path | None:
     target = folder / f"{name}.gz"
     for mirror in MNIST_MIRRORS:
         try:
-            with urllib.request.urlopen(mirror + name + ".gz", timeout=10) as r, open(target.with_suffix(".part"), "wb") as f:
+            with (
+                urllib.request.urlopen(mirror + name + ".gz", timeout=10) as r,
+                open(target.with_suffix(".part"), "wb") as f,
+            ):
                 shutil.copyfileobj(r, f)
             os.replace(target.with_suffix(".part"), target)
             return target
@@ -81,14 +88,17 @@ def _download(name: str, folder: Path) -> Path | None:
     return None
 
 
-def find_mnist(split: str, part: str, root: str | os.PathLike | None = None, download: bool | None = None) -> Path:
+def find_mnist(
+    split: str, part: str, root: str | os.PathLike | None = None, download: bool | None = None
+) -> Path:
     r"""The path of one MNIST file, looked up in ``root``, then ``$PPGEN_DATA/mnist``, downloading if allowed.
 
     Arguments:
         split: "train" or "test".
         part: "x" (images) or "y" (labels).
         root: a folder holding the files (gzipped or raw).
-        download: try the standard mirrors when the file is missing (default: unless $PPGEN_NO_DOWNLOAD is set).
+        download: try the standard mirrors when the file is missing (default: unless $PPGEN_NO_DOWNLOAD is
+            set).
     """
     name = MNIST_FILES[(split, part)]
     folders = []
@@ -98,7 +108,12 @@ def find_mnist(split: str, part: str, root: str | os.PathLike | None = None, dow
         folders.append(Path(os.environ["PPGEN_DATA"]) / "mnist")
     folders.append(Path.home() / ".cache" / "ppgen" / "mnist")
     for folder in folders:
-        for candidate in (folder / name, folder / f"{name}.gz", folder / "mnist" / name, folder / "mnist" / f"{name}.gz"):
+        for candidate in (
+            folder / name,
+            folder / f"{name}.gz",
+            folder / "mnist" / name,
+            folder / "mnist" / f"{name}.gz",
+        ):
             if candidate.is_file():
                 return candidate
     if download is None:
@@ -106,4 +121,6 @@ def find_mnist(split: str, part: str, root: str | os.PathLike | None = None, dow
     if download and (path := _download(name, folders[0])) is not None:
         return path
     where = " or ".join(str(f) for f in folders[:2])
-    raise PPGenError(f"MNIST file {name}[.gz] not found and could not be downloaded; put the four IDX files in {where} (--data-root DIR or $PPGEN_DATA/mnist)")
+    raise PPGenError(
+        f"MNIST file {name}[.gz] not found and could not be downloaded; put the four IDX files in {where} (--data-root DIR or $PPGEN_DATA/mnist)"
+    )

@@ -18,7 +18,14 @@ from torch import Tensor
 
 from ppgen.errors import PPGenError
 
-__all__ = ["bits_per_dim", "mode_coverage", "mmd", "frechet_distance", "knn_precision_recall", "image_sample_quality"]
+__all__ = [
+    "bits_per_dim",
+    "mode_coverage",
+    "mmd",
+    "frechet_distance",
+    "knn_precision_recall",
+    "image_sample_quality",
+]
 
 
 def bits_per_dim(nll_nats: float, dim: int) -> float:
@@ -112,7 +119,9 @@ def knn_precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> dict:
     """
     real, fake = real.reshape(len(real), -1).double(), fake.reshape(len(fake), -1).double()
     if len(real) <= k or len(fake) <= k:
-        raise PPGenError(f"knn_precision_recall needs more than k={k} points on each side, got {len(real)} and {len(fake)}")
+        raise PPGenError(
+            f"knn_precision_recall needs more than k={k} points on each side, got {len(real)} and {len(fake)}"
+        )
     r_real, r_fake = _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k)
     d = torch.cdist(fake, real)  # (M, N)
     precision = (d <= r_real.unsqueeze(0)).any(dim=1).double().mean()
@@ -142,7 +151,9 @@ def image_sample_quality(samples: Tensor, test, root=None, k: int = 3) -> dict:
 
     shape = tuple(test.event_shape)
     if samples.ndim != len(shape) + 1 or tuple(samples.shape[1:]) != shape:
-        raise PPGenError(f"image_sample_quality: expected samples of shape (N, {', '.join(map(str, shape))}), got {tuple(samples.shape)}")
+        raise PPGenError(
+            f"image_sample_quality: expected samples of shape (N, {', '.join(map(str, shape))}), got {tuple(samples.shape)}"
+        )
     samples = samples.detach().float().cpu()
     levels = test.spec.num_categories
     scale = (levels - 1) if levels else 1.0

@@ -69,7 +69,11 @@ def test_noise_level_comes_from_the_model_defaults_and_survives_a_state_round_tr
 
 @pytest.mark.parametrize(
     "options,match",
-    [({"data_noise": -0.1}, "data_noise must be >= 0"), ({"noise_decay": 1.5}, "noise_decay must be in"), ({"lr_decay": 0.0}, "lr_decay must be in")],
+    [
+        ({"data_noise": -0.1}, "data_noise must be >= 0"),
+        ({"noise_decay": 1.5}, "noise_decay must be in"),
+        ({"lr_decay": 0.0}, "lr_decay must be in"),
+    ],
 )
 def test_bad_schedules_are_refused(options, match):
     m = ppgen.create("realnvp", DataSpec("continuous", (2,)), num_layers=1, hidden_dims=(4,))

@@ -23,8 +23,14 @@ from ppgen.errors import PPGenError
 from ppgen.likelihoods import AutoregressiveLikelihood
 from ppgen.models.independent import dimension_names
 
-SPECS = [DataSpec("binary", (1, 3, 3), 2), DataSpec("categorical:3", (1, 2, 2), 2), DataSpec("continuous", (2,), 2)]
-GRID = torch.linspace(-15.0, 15.0, 601, dtype=torch.float64)  # for continuous models: step 0.05 over [-15, 15]^2
+SPECS = [
+    DataSpec("binary", (1, 3, 3), 2),
+    DataSpec("categorical:3", (1, 2, 2), 2),
+    DataSpec("continuous", (2,), 2),
+]
+GRID = torch.linspace(
+    -15.0, 15.0, 601, dtype=torch.float64
+)  # for continuous models: step 0.05 over [-15, 15]^2
 
 
 def _cases():
@@ -59,7 +65,9 @@ def build(name, spec, conditional, perturb=True):
 
 def all_states(spec):
     k = spec.num_categories
-    return torch.tensor(list(itertools.product(range(k), repeat=spec.dim)), dtype=torch.float64).reshape(-1, *spec.event_shape)
+    return torch.tensor(list(itertools.product(range(k), repeat=spec.dim)), dtype=torch.float64).reshape(
+        -1, *spec.event_shape
+    )
 
 
 def state_index(x, spec):
@@ -103,7 +111,12 @@ def grid_density(m, y_value=None):
     x = torch.cartesian_prod(GRID, GRID)
     y = labels(x.shape[0], y_value is not None, y_value or 0)
     with torch.no_grad():
-        return torch.cat([m.log_prob(xb, yb).exp() for xb, yb in zip(x.split(65536), y.split(65536) if y is not None else [None] * 64)])  # (G*G,)
+        return torch.cat(
+            [
+                m.log_prob(xb, yb).exp()
+                for xb, yb in zip(x.split(65536), y.split(65536) if y is not None else [None] * 64)
+            ]
+        )  # (G*G,)
 
 
 # --- normalization ------------------------------------------------------------------------------------
@@ -111,7 +124,7 @@ def grid_density(m, y_value=None):
 def test_sums_to_one(name, spec, conditional):
     m = build(name, spec, conditional)
     x = all_states(spec)
-    for value in ([0, 1] if conditional else [0]):
+    for value in [0, 1] if conditional else [0]:
         with torch.no_grad():
             total = m.log_prob(x, labels(len(x), conditional, value)).exp().sum()
         assert abs(float(total) - 1.0) < 1e-5
@@ -145,7 +158,10 @@ def test_samples_match_density_continuous(name, spec, conditional):
     x = m.sample(n, labels(n, conditional))
     edges = torch.tensor([-math.inf, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, math.inf], dtype=torch.float64)
     bins = len(edges) - 1
-    cell = lambda v: torch.bucketize(v[:, 0].contiguous(), edges[1:-1]) * bins + torch.bucketize(v[:, 1].contiguous(), edges[1:-1])  # noqa: E731
+    cell = lambda v: (
+        torch.bucketize(v[:, 0].contiguous(), edges[1:-1]) * bins
+        + torch.bucketize(v[:, 1].contiguous(), edges[1:-1])
+    )  # noqa: E731
     counts = torch.bincount(cell(x), minlength=bins * bins).double()
     grid = torch.cartesian_prod(GRID, GRID)
     mass = grid_density(m, 1 if conditional else None) * float(GRID[1] - GRID[0]) ** 2
@@ -198,7 +214,9 @@ def test_conditionals_ignore_undeclared_inputs(name, spec, conditional):
     for i, parents in m.dependencies().items():
         keys = flat[:, sorted(parents)] if parents else torch.zeros(len(x), 1, dtype=flat.dtype)
         _, group = torch.unique(keys, dim=0, return_inverse=True)
-        first = torch.zeros(int(group.max()) + 1, dtype=torch.long).scatter_(0, group.flip(0), torch.arange(len(x)).flip(0))
+        first = torch.zeros(int(group.max()) + 1, dtype=torch.long).scatter_(
+            0, group.flip(0), torch.arange(len(x)).flip(0)
+        )
         assert torch.allclose(params[:, i], params[first[group], i], atol=1e-12)
 
 
@@ -278,7 +296,9 @@ def test_state_dict_round_trip(name, spec, conditional):
     other.load_state_dict(m.state_dict())
     x = m.sample(20, labels(20, conditional))
     with torch.no_grad():
-        assert torch.allclose(other.log_prob(x, labels(20, conditional)), m.log_prob(x, labels(20, conditional)), atol=1e-12)
+        assert torch.allclose(
+            other.log_prob(x, labels(20, conditional)), m.log_prob(x, labels(20, conditional)), atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("name,spec,conditional", CASES)

@@ -8,15 +8,27 @@ import torch
 import ppgen
 from ppgen.data import DataSpec, from_tensor
 
-STRUCTURES = [dict(structure="independent"), dict(structure="markov", order=1), dict(structure="markov", order=3), dict(structure="chain"), dict(structure="chain", max_table=8)]
+STRUCTURES = [
+    dict(structure="independent"),
+    dict(structure="markov", order=1),
+    dict(structure="markov", order=3),
+    dict(structure="chain"),
+    dict(structure="chain", max_table=8),
+]
 
 
 def all_states(spec: DataSpec) -> torch.Tensor:
     k = spec.num_categories
-    return torch.tensor(list(itertools.product(range(k), repeat=spec.dim)), dtype=torch.float32).reshape(-1, *spec.event_shape)
+    return torch.tensor(list(itertools.product(range(k), repeat=spec.dim)), dtype=torch.float32).reshape(
+        -1, *spec.event_shape
+    )
 
 
-@pytest.mark.parametrize("spec", [DataSpec("binary", (1, 3, 3)), DataSpec("categorical:3", (1, 2, 2))], ids=["binary", "categorical"])
+@pytest.mark.parametrize(
+    "spec",
+    [DataSpec("binary", (1, 3, 3)), DataSpec("categorical:3", (1, 2, 2))],
+    ids=["binary", "categorical"],
+)
 @pytest.mark.parametrize("config", STRUCTURES, ids=lambda c: "-".join(map(str, c.values())))
 def test_fitted_model_sums_to_one_over_every_state(spec, config):
     states = all_states(spec)

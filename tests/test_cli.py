@@ -9,9 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from ppgen.cli import main
+from ppgen.app.cli import main
 
-METRIC_KEYS = {"model", "data", "density", "n_params", "train_seconds", "test_nll_nats", "test_nll_kind", "test_bpd", "sample_seconds_per_1000", "device", "seed"}
+METRIC_KEYS = {
+    "model",
+    "data",
+    "density",
+    "n_params",
+    "train_seconds",
+    "test_nll_nats",
+    "test_nll_kind",
+    "test_bpd",
+    "sample_seconds_per_1000",
+    "device",
+    "seed",
+}
 
 
 def ppgen(*args):
@@ -54,7 +66,24 @@ def test_eval_and_sample(trained_run, tmp_path, capsys):
 def test_same_seed_gives_identical_metrics(tmp_path):
     numbers = []
     for name in ("a", "b"):
-        assert ppgen("train", "mixture", "--data", "rings8", "--epochs", 2, "--seed", 3, "--out", tmp_path / name, "--quiet", "--config", "components=4") == 0
+        assert (
+            ppgen(
+                "train",
+                "mixture",
+                "--data",
+                "rings8",
+                "--epochs",
+                2,
+                "--seed",
+                3,
+                "--out",
+                tmp_path / name,
+                "--quiet",
+                "--config",
+                "components=4",
+            )
+            == 0
+        )
         m = json.loads((tmp_path / name / "metrics.json").read_text())
         numbers.append({k: v for k, v in m.items() if "seconds" not in k})
     assert numbers[0] == numbers[1]
@@ -86,12 +115,30 @@ def test_resume_continues_a_run(tmp_path):
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (("train", "nade3", "--data", "digits", "--out", "{tmp}/x"), ("unknown model 'nade3'", "independent")),
-        (("train", "independent", "--data", "digitz", "--out", "{tmp}/x"), ("unknown data set 'digitz'", "rings8")),
-        (("train", "independent", "--data", "mnist", "--data-root", "{tmp}/none", "--out", "{tmp}/x"), ("put the four IDX files in",)),
-        (("train", "independent", "--data", "digits", "--epochs", "0", "--out", "{tmp}/x"), ("--epochs must be a positive",)),
-        (("train", "independent", "--data", "digits", "--device", "cuda", "--out", "{tmp}/x"), ("CUDA is not available",)),
-        (("train", "mixture", "--data", "digits", "--config", "colours=3", "--out", "{tmp}/x"), ("bad config for mixture",)),
+        (
+            ("train", "nade3", "--data", "digits", "--out", "{tmp}/x"),
+            ("unknown model 'nade3'", "independent"),
+        ),
+        (
+            ("train", "independent", "--data", "digitz", "--out", "{tmp}/x"),
+            ("unknown data set 'digitz'", "rings8"),
+        ),
+        (
+            ("train", "independent", "--data", "mnist", "--data-root", "{tmp}/none", "--out", "{tmp}/x"),
+            ("put the four IDX files in",),
+        ),
+        (
+            ("train", "independent", "--data", "digits", "--epochs", "0", "--out", "{tmp}/x"),
+            ("--epochs must be a positive",),
+        ),
+        (
+            ("train", "independent", "--data", "digits", "--device", "cuda", "--out", "{tmp}/x"),
+            ("CUDA is not available",),
+        ),
+        (
+            ("train", "mixture", "--data", "digits", "--config", "colours=3", "--out", "{tmp}/x"),
+            ("bad config for mixture",),
+        ),
         (("eval", "{tmp}/no-run"), ("not found",)),
         (("compare", "--data", "rings8", "--models", "nope", "--out", "{tmp}/x"), ("unknown model 'nope'",)),
     ],
@@ -116,7 +163,20 @@ def test_nan_in_a_data_file_exits_2(tmp_path, capsys):
 
 def test_own_data_file_trains(tmp_path):
     np.save(tmp_path / "own.npy", np.random.default_rng(0).integers(0, 2, (100, 4)))
-    assert ppgen("train", "mixture", "--data", tmp_path / "own.npy", "--epochs", 2, "--out", tmp_path / "r", "--quiet") == 0
+    assert (
+        ppgen(
+            "train",
+            "mixture",
+            "--data",
+            tmp_path / "own.npy",
+            "--epochs",
+            2,
+            "--out",
+            tmp_path / "r",
+            "--quiet",
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["test_nll_kind"] == "exact"
 
 
@@ -140,7 +200,20 @@ def test_sample_refuses_bad_or_existing_outputs(trained_run, tmp_path, capsys):
 
 def test_compare_writes_report_and_figures(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert ppgen("compare", "--data", "rings8", "--models", "independent,mixture", "--quick", "--out", out, "--quiet") == 0
+    assert (
+        ppgen(
+            "compare",
+            "--data",
+            "rings8",
+            "--models",
+            "independent,mixture",
+            "--quick",
+            "--out",
+            out,
+            "--quiet",
+        )
+        == 0
+    )
     assert "mixture" in capsys.readouterr().out
     for name in ("report.md", "report.json", "samples.png", "nll.png", "samples_mixture.png"):
         assert (out / name).is_file(), name

@@ -165,7 +165,9 @@ def test_data_files_are_split_deterministically(tmp_path, suffix):
         np.savetxt(path, x, delimiter=",")
     train, test = data.load_file(path, "train"), data.load_file(path, "test")
     assert (len(train), len(test)) == (40, 10) and train.kind == "binary"
-    assert torch.equal(torch.sort(torch.cat([train.x, test.x]), 0).values, torch.sort(torch.as_tensor(x), 0).values)
+    assert torch.equal(
+        torch.sort(torch.cat([train.x, test.x]), 0).values, torch.sort(torch.as_tensor(x), 0).values
+    )
 
 
 def test_data_file_with_nan_is_rejected(tmp_path):

@@ -13,7 +13,7 @@ from ppgen.data import DataSpec, from_tensor
 from ppgen.errors import PPGenError
 from ppgen.likelihoods import DiscretizedGaussian
 from ppgen.metrics import mode_coverage
-from ppgen.models.diffusion import DDPM, Schedule, cosine_betas, extract, linear_betas
+from ppgen.models.diffusion import Schedule, cosine_betas, extract, linear_betas
 from ppgen.nn.denoiser import ConvDenoiser, MLPDenoiser
 
 TINY = [
@@ -117,7 +117,9 @@ def test_binary_decoder_is_the_two_level_discretized_gaussian():
     x1 = torch.randn(6, 1, 3, 3)
     x = torch.bernoulli(torch.full((6, 1, 3, 3), 0.5))
     mean = m.p_mean(x1, torch.ones(6, dtype=torch.long))
-    expected = DiscretizedGaussian(mean, m.schedule.sigmas[1].expand_as(mean), 2).log_prob(x).flatten(1).sum(1)
+    expected = (
+        DiscretizedGaussian(mean, m.schedule.sigmas[1].expand_as(mean), 2).log_prob(x).flatten(1).sum(1)
+    )
     assert torch.allclose(m.decoder(x1).log_prob(x), expected, atol=1e-5)
 
 
@@ -172,7 +174,9 @@ def correlated_gaussian(n, generator):
 
 
 def oracle_gap(variance, x, exact, mean, cov, fit_x):
-    m = ppgen.create("ddpm", DataSpec("continuous", (2,)), timesteps=200, hidden=16, blocks=1, variance=variance).double()
+    m = ppgen.create(
+        "ddpm", DataSpec("continuous", (2,)), timesteps=200, hidden=16, blocks=1, variance=variance
+    ).double()
     m.train()
     m.standardize.fit(fit_x)
     m.eval()
@@ -190,11 +194,14 @@ def test_bound_is_below_the_exact_log_likelihood_and_tight_with_the_optimal_deno
     x, exact, mean, cov = correlated_gaussian(3000, g)
     fit_x = correlated_gaussian(10000, g)[0]
     gap, untrained_gap = oracle_gap("beta", x, exact, mean, cov, fit_x)
-    se = float(gap.std()) / math.sqrt(len(x))  # about 0.03; the true gap is about 0.013 (measured with 20,000 examples)
+    se = float(gap.std()) / math.sqrt(
+        len(x)
+    )  # about 0.03; the true gap is about 0.013 (measured with 20,000 examples)
     assert float(gap.mean()) > -3 * se
     assert float(gap.mean()) < 0.1
     assert float(untrained_gap.mean()) > 0.5  # a model that predicts no noise is far below
-    # sigma_t^2 = beta~_t is too small for spread-out data: a looser bound (why "beta" is the continuous default)
+    # sigma_t^2 = beta~_t is too small for spread-out data: a looser bound (why "beta" is the continuous
+    # default)
     posterior_gap, _ = oracle_gap("posterior", x, exact, mean, cov, fit_x)
     assert float(posterior_gap.mean()) > 0.5
 
@@ -225,9 +232,20 @@ def test_fit_bound_and_samples_on_tiny_data(kind, shape):
     m = ppgen.create("ddpm", data, timesteps=20, hidden=16, blocks=1)
     last = {}
     for loss in ("simple", "bound"):
-        result = ppgen.fit(m, data, steps=3, batch_size=32, progress=False, loss=loss, on_epoch_end=lambda e, r, obj: last.update({loss: obj.state_dict()}))
+        result = ppgen.fit(
+            m,
+            data,
+            steps=3,
+            batch_size=32,
+            progress=False,
+            loss=loss,
+            on_epoch_end=lambda e, r, obj: last.update({loss: obj.state_dict()}),
+        )
         assert math.isfinite(result.log[-1]["loss"])
-    assert [last[k]["weight_average"]["steps"] for k in ("simple", "bound")] == [3, 3]  # the ddpm default keeps a weight average
+    assert [last[k]["weight_average"]["steps"] for k in ("simple", "bound")] == [
+        3,
+        3,
+    ]  # the ddpm default keeps a weight average
     lp = m.log_prob(data.x[:8])
     assert lp.shape == (8,) and torch.isfinite(lp).all()
     for method, steps in (("ancestral", None), ("ddim", 5)):
@@ -241,13 +259,23 @@ def test_every_parameter_gets_a_gradient_from_both_losses():
     from ppgen.inference.denoising import bound_loss, simple_loss
 
     for shape, kind in (((2,), "continuous"), ((1, 8, 8), "binary")):
-        m = perturb(ppgen.create("ddpm", DataSpec(kind, shape), timesteps=20, hidden=16, blocks=1, width=8), 0.05)
-        data = tiny_data(kind, shape) if shape == (2,) else from_tensor(torch.bernoulli(torch.full((16, *shape), 0.5)), kind)
+        m = perturb(
+            ppgen.create("ddpm", DataSpec(kind, shape), timesteps=20, hidden=16, blocks=1, width=8), 0.05
+        )
+        data = (
+            tiny_data(kind, shape)
+            if shape == (2,)
+            else from_tensor(torch.bernoulli(torch.full((16, *shape), 0.5)), kind)
+        )
         m.train()
         for loss_fn in (simple_loss, bound_loss):
             m.zero_grad()
             loss_fn(m, data.x).backward()
-            missing = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+            missing = [
+                n
+                for n, p in m.named_parameters()
+                if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+            ]
             assert not missing, missing
 
 
@@ -277,7 +305,9 @@ def test_ddim_with_every_step_matches_the_probability_flow_of_ancestral_means():
     t = torch.full((4,), 10)
     eps = m.eps(z10, t)
     x0 = (z10 - s.sqrt_one_minus_alphas_cumprod[10] * eps) / s.sqrt_alphas_cumprod[10]
-    assert torch.allclose(z9, s.sqrt_alphas_cumprod[9] * x0 + s.sqrt_one_minus_alphas_cumprod[9] * eps, atol=1e-6)
+    assert torch.allclose(
+        z9, s.sqrt_alphas_cumprod[9] * x0 + s.sqrt_one_minus_alphas_cumprod[9] * eps, atol=1e-6
+    )
 
 
 def test_bad_input_and_arguments_raise_ppgen_errors():
@@ -333,7 +363,9 @@ def test_evaluate_reports_the_bound_as_elbo_and_the_graph_is_a_chain():
 
 
 def test_image_data_can_use_the_flat_mlp_denoiser():
-    m = ppgen.create("ddpm", DataSpec("binary", (1, 8, 8)), timesteps=10, hidden=16, blocks=1, architecture="mlp")
+    m = ppgen.create(
+        "ddpm", DataSpec("binary", (1, 8, 8)), timesteps=10, hidden=16, blocks=1, architecture="mlp"
+    )
     assert not any(isinstance(x, ConvDenoiser) for x in m.modules())
     assert m.sample(3).shape == (3, 1, 8, 8)
 
@@ -346,7 +378,9 @@ def test_denoisers_start_as_zero_and_broadcast_one_time_step(net):
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
     same = net(x, torch.full((4,), 7))
-    assert torch.allclose(same, torch.cat([net(x[i : i + 1], torch.tensor([7])) for i in range(4)]), atol=1e-5)
+    assert torch.allclose(
+        same, torch.cat([net(x[i : i + 1], torch.tensor([7])) for i in range(4)]), atol=1e-5
+    )
 
 
 # --- quality targets (slow) ---------------------------------------------------------------------------
@@ -359,6 +393,8 @@ def test_ddpm_covers_every_mode_with_90_percent_high_quality_samples_and_ddim_ke
     m = ppgen.create("ddpm", train)
     ppgen.fit(m, train, progress=False)
     ancestral = mode_coverage(m.sample(2500), train.truth.means, train.truth.std)
-    assert ancestral["modes_covered"] == ancestral["modes_total"] and ancestral["hq_fraction"] >= 0.9, ancestral
+    assert ancestral["modes_covered"] == ancestral["modes_total"] and ancestral["hq_fraction"] >= 0.9, (
+        ancestral
+    )
     ddim = mode_coverage(m.sample(2500, method="ddim", steps=50), train.truth.means, train.truth.std)
     assert ddim["modes_covered"] == ddim["modes_total"], ddim  # DDIM keeps every mode

@@ -9,8 +9,8 @@ import torch
 import ppgen
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
+from ppgen.estimators.langevin import kde_jump, sgld
 from ppgen.inference.contrastive import ContrastiveDivergence, ReplayBuffer
-from ppgen.inference.langevin import kde_jump, sgld
 from ppgen.metrics import mode_coverage
 
 TINY = {"hidden": 16, "layers": 2, "train_steps": 3, "sample_steps": 5, "quadrature_points": 128}
@@ -35,7 +35,10 @@ def test_quadrature_density_integrates_to_one_on_an_independent_grid():
     lo, hi = grid.min(0).values, grid.max(0).values
     # a finer trapezoid grid over the same box, evaluated through the public evaluation_log_prob
     n = 500
-    xs = [torch.linspace(float(lo[i]) - cell**0.5 / 2, float(hi[i]) + cell**0.5 / 2, n, dtype=torch.float64) for i in range(2)]
+    xs = [
+        torch.linspace(float(lo[i]) - cell**0.5 / 2, float(hi[i]) + cell**0.5 / 2, n, dtype=torch.float64)
+        for i in range(2)
+    ]
     xx, yy = torch.meshgrid(*xs, indexing="xy")
     pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1).float()
     lp, kind = m.evaluation_log_prob(pts)
@@ -55,7 +58,11 @@ def test_quadrature_log_z_matches_the_analytic_gaussian_integral_over_the_box():
         last.bias.zero_()
     lo, hi = (t.double() for t in m.standardize.box(m.margin))
     tau = 0.7
-    per_axis = tau * math.sqrt(math.pi / 2) * (torch.erf(hi / (tau * math.sqrt(2))) - torch.erf(lo / (tau * math.sqrt(2))))
+    per_axis = (
+        tau
+        * math.sqrt(math.pi / 2)
+        * (torch.erf(hi / (tau * math.sqrt(2))) - torch.erf(lo / (tau * math.sqrt(2))))
+    )
     want = float(per_axis.log().sum() + 2 * m.standardize.scale.double().log())
     assert abs(m.log_partition() - want) < 1e-4
 
@@ -113,7 +120,9 @@ def test_ebm_validates_input():
         m.log_prob(torch.tensor([[0.0, float("nan")]]))
 
 
-@pytest.mark.parametrize("kind,shape", [("binary", (1, 3, 3)), ("categorical:3", (1, 2, 2)), ("continuous", (2,))])
+@pytest.mark.parametrize(
+    "kind,shape", [("binary", (1, 3, 3)), ("categorical:3", (1, 2, 2)), ("continuous", (2,))]
+)
 def test_ebm_samples_lie_in_the_support(kind, shape):
     spec = DataSpec(kind, shape)
     x = ppgen.create("ebm", spec, **TINY).sample(6)
@@ -173,7 +182,11 @@ def test_kde_jumps_move_chains_to_the_modes_weights_that_langevin_cannot_fix():
     # two wells of equal width and weights 0.2 / 0.8, 40 standard deviations apart: Langevin chains
     # started half in each stay half in each; Metropolis-Hastings jumps restore 0.2 / 0.8.
     gen = torch.Generator().manual_seed(4)
-    mu, s, w = torch.tensor([-2.0, 2.0], dtype=torch.float64), 0.1, torch.tensor([0.2, 0.8], dtype=torch.float64)
+    mu, s, w = (
+        torch.tensor([-2.0, 2.0], dtype=torch.float64),
+        0.1,
+        torch.tensor([0.2, 0.8], dtype=torch.float64),
+    )
 
     def energy(x):
         return -torch.logsumexp(w.log() - 0.5 * (x - mu) ** 2 / s**2, dim=1)

@@ -4,8 +4,8 @@ and one over every flow model (density integrates to 1, save/load, validation, d
 import io
 import math
 
-import pytest
 import pyro.distributions as dist
+import pytest
 import torch
 from torch.distributions import ComposeTransform
 
@@ -292,7 +292,9 @@ def _all_states(k, d):
 @pytest.mark.parametrize("dequantization", ["uniform", "variational"])
 def test_glow_dequantized_bound_below_discrete_likelihood(dequantization):
     spec = DataSpec("categorical:3", (1, 2, 2))
-    m = ppgen.create("glow", spec, levels=1, steps_per_level=2, hidden=8, dequantization=dequantization).double()
+    m = ppgen.create(
+        "glow", spec, levels=1, steps_per_level=2, hidden=8, dequantization=dequantization
+    ).double()
     randomize(m, 0.1)
     m.eval()
     x = _all_states(3, 4).reshape(-1, 1, 2, 2)  # all 81 images

@@ -10,7 +10,13 @@ import torch
 import ppgen
 from ppgen.data import DataSpec, from_tensor
 from ppgen.errors import PPGenError
-from ppgen.inference.adversarial import AdversarialObjective, ModeCollapseWarning, discriminator_losses, generator_loss, gradient_penalty
+from ppgen.inference.adversarial import (
+    AdversarialObjective,
+    ModeCollapseWarning,
+    discriminator_losses,
+    generator_loss,
+    gradient_penalty,
+)
 from ppgen.models.gan import fixed_affine_gan
 
 
@@ -22,7 +28,17 @@ def fit_discriminator_to_fixed_generator(mu: float, sd: float, steps: int = 2000
     r"""p_data = N(0, 1) (20,000 draws), p_g = N(mu, sd^2) fixed: G(z) = sd z + mu; only D learns."""
     data = from_tensor(torch.randn(20_000, 1, generator=torch.Generator().manual_seed(1)), kind="continuous")
     model = fixed_affine_gan(data, mu, sd, latent_dim=1, hidden=64, layers=2)
-    ppgen.fit(model, data, steps=steps, batch_size=512, lr=1e-3, lr_decay=0.9, train_generator=False, check_every=0, progress=False)
+    ppgen.fit(
+        model,
+        data,
+        steps=steps,
+        batch_size=512,
+        lr=1e-3,
+        lr_decay=0.9,
+        train_generator=False,
+        check_every=0,
+        progress=False,
+    )
     return model
 
 
@@ -39,7 +55,9 @@ def jensen_shannon(mu, sd):
     x = torch.linspace(-20, 20, 400_001, dtype=torch.float64)
     lpd, lpg = normal_log_prob(x, 0.0, 1.0), normal_log_prob(x, mu, sd)
     lm = torch.logaddexp(lpd, lpg) - math.log(2)
-    return float(0.5 * torch.trapezoid(lpd.exp() * (lpd - lm), x) + 0.5 * torch.trapezoid(lpg.exp() * (lpg - lm), x))
+    return float(
+        0.5 * torch.trapezoid(lpd.exp() * (lpd - lm), x) + 0.5 * torch.trapezoid(lpg.exp() * (lpg - lm), x)
+    )
 
 
 def test_trained_discriminator_approaches_the_optimal_discriminator():
@@ -88,7 +106,10 @@ VARIANTS = [
     ("dcgan", DataSpec("binary", (1, 8, 8), num_classes=10), {"channels": 8, "conditional": True}),
     ("dcgan", DataSpec("categorical:17", (1, 7, 5)), {"channels": 4}),
 ]
-IDS = [f"{n}-{s.kind}-{'x'.join(map(str, s.event_shape))}-{'-'.join(f'{k}{v}' for k, v in c.items())}" for n, s, c in VARIANTS]
+IDS = [
+    f"{n}-{s.kind}-{'x'.join(map(str, s.event_shape))}-{'-'.join(f'{k}{v}' for k, v in c.items())}"
+    for n, s, c in VARIANTS
+]
 
 
 def fake_data(spec, n=64):
@@ -108,7 +129,10 @@ def test_variant_program_samples_and_training_step(name, spec, config):
     trace = pyro.poutine.trace(model.model).get_trace(n=5)
     assert trace.nodes["z"]["type"] == "sample" and not trace.nodes["z"]["is_observed"]
     assert trace.nodes["z"]["value"].shape == (5, model.latent_dim)
-    assert trace.nodes["x"]["infer"].get("_deterministic") and trace.nodes["x"]["value"].shape == (5, *spec.event_shape)
+    assert trace.nodes["x"]["infer"].get("_deterministic") and trace.nodes["x"]["value"].shape == (
+        5,
+        *spec.event_shape,
+    )
     # samples lie in the data's support
     x = model.sample(7)
     assert x.shape == (7, *spec.event_shape) and torch.isfinite(x).all()
@@ -146,7 +170,11 @@ def test_save_load_round_trip(tmp_path):
     torch.save(model.state_dict(), path)
     loaded = ppgen.create("wgan-gp", data, hidden=32)
     loaded.load_state_dict(torch.load(path, weights_only=True))
-    assert bool(loaded.stats_ready) and torch.equal(loaded.x_loc, model.x_loc) and torch.equal(loaded.x_scale, model.x_scale)
+    assert (
+        bool(loaded.stats_ready)
+        and torch.equal(loaded.x_loc, model.x_loc)
+        and torch.equal(loaded.x_scale, model.x_scale)
+    )
     torch.manual_seed(3)
     a = model.sample(10)
     torch.manual_seed(3)
@@ -217,7 +245,9 @@ def test_straight_through_rounding_keeps_gradients():
 def test_mode_collapse_warning_when_coverage_drops():
     data = ppgen.data.load("rings8", "train", n=512)
     model = ppgen.create("gan", data, hidden=16)
-    objective = AdversarialObjective(model, 1e-3, modes=data.truth.means, mode_std=data.truth.std, check_every=1, n_check=500)
+    objective = AdversarialObjective(
+        model, 1e-3, modes=data.truth.means, mode_std=data.truth.std, check_every=1, n_check=500
+    )
     objective.step(data.x[:256], None)
     objective.best_coverage = 1.0  # as if all 8 modes had been covered before
     with torch.no_grad():  # collapse G onto the first mode
@@ -255,8 +285,10 @@ def coverage_over_seeds(model_name, data_name, seeds=(0, 1, 2)):
         model = ppgen.create(model_name, train)
         result = ppgen.fit(model, train, progress=False)
         rows.append(mode_coverage(model.sample(2500), train.truth.means, train.truth.std))
-        print(f"{model_name} {data_name} seed {seed}: {rows[-1]['modes_covered']}/{rows[-1]['modes_total']} modes, "
-              f"{100 * rows[-1]['hq_fraction']:.1f}% HQ, {result.epochs} epochs, {result.seconds:.0f} s")  # shown with pytest -s
+        print(
+            f"{model_name} {data_name} seed {seed}: {rows[-1]['modes_covered']}/{rows[-1]['modes_total']} modes, "
+            f"{100 * rows[-1]['hq_fraction']:.1f}% HQ, {result.epochs} epochs, {result.seconds:.0f} s"
+        )  # shown with pytest -s
     return sum(r["modes_covered"] for r in rows) / len(rows), sum(r["hq_fraction"] for r in rows) / len(rows)
 
 

@@ -26,7 +26,9 @@ def build(**config):
 
 def all_states(spec):
     k = spec.num_categories
-    return torch.tensor(list(itertools.product(range(k), repeat=spec.dim)), dtype=torch.float64).reshape(-1, *spec.event_shape)
+    return torch.tensor(list(itertools.product(range(k), repeat=spec.dim)), dtype=torch.float64).reshape(
+        -1, *spec.event_shape
+    )
 
 
 def test_masked_linear_ignores_masked_inputs():
@@ -78,7 +80,9 @@ def test_ensemble_is_the_normalized_mixture_of_the_mask_sets():
         lp, kind = m.evaluation_log_prob(x)
     assert int(m.mask_index) == 2  # restored
     assert kind == "exact" and torch.equal(lp, ensemble)
-    assert torch.allclose(ensemble, torch.logsumexp(torch.stack(singles), 0) - math.log(m.num_masks), atol=1e-12)
+    assert torch.allclose(
+        ensemble, torch.logsumexp(torch.stack(singles), 0) - math.log(m.num_masks), atol=1e-12
+    )
     assert abs(float(ensemble.exp().sum()) - 1) < 1e-10
 
 
@@ -105,14 +109,21 @@ def test_training_cycles_the_mask_sets_and_eval_returns_to_the_first():
 
 def test_categorical_and_conditional_made_are_normalized():
     spec = DataSpec("categorical:3", (1, 2, 2), 2)
-    m = ppgen.create("made", spec, hidden_sizes=[10], num_masks=2, resample_order=True, conditional=True).double().eval()
+    m = (
+        ppgen.create("made", spec, hidden_sizes=[10], num_masks=2, resample_order=True, conditional=True)
+        .double()
+        .eval()
+    )
     x = all_states(spec)
     y = torch.ones(len(x), dtype=torch.long)
     with torch.no_grad():
         assert abs(float(m.ensemble_log_prob(x, y).exp().sum()) - 1) < 1e-10
 
 
-@pytest.mark.parametrize("config", [{"num_masks": 0}, {"hidden_sizes": []}, {"hidden_sizes": [0]}, {"order": "spiral"}, {"dropout": -0.1}])
+@pytest.mark.parametrize(
+    "config",
+    [{"num_masks": 0}, {"hidden_sizes": []}, {"hidden_sizes": [0]}, {"order": "spiral"}, {"dropout": -0.1}],
+)
 def test_bad_config_raises(config):
     with pytest.raises(PPGenError):
         ppgen.create("made", SPEC, **config)

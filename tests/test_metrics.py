@@ -16,15 +16,29 @@ def test_mode_coverage_on_constructed_samples():
     truth = ppgen.data.load("rings8", "test", n=10).truth
     means, std = truth.means, truth.std
     g = torch.Generator().manual_seed(0)
-    on_modes = means[:5].repeat_interleave(100, 0) + std * torch.randn(500, 2, generator=g, dtype=torch.float64)
+    on_modes = means[:5].repeat_interleave(100, 0) + std * torch.randn(
+        500, 2, generator=g, dtype=torch.float64
+    )
     off = torch.zeros(125, 2, dtype=torch.float64)  # the centre: 2 away from every mode, never high quality
     m = mode_coverage(torch.cat([on_modes, off]), means, std)
     assert m["modes_covered"] == 5 and m["modes_total"] == 8
-    expected_hq = float((torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64).norm(dim=1) < 3).sum()) / 625
+    expected_hq = (
+        float(
+            (
+                torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64).norm(
+                    dim=1
+                )
+                < 3
+            ).sum()
+        )
+        / 625
+    )
     assert m["hq_fraction"] == pytest.approx(expected_hq)
     assert m["mode_reverse_kl"] == pytest.approx(math.log(8 / 5), abs=0.01)  # uniform over 5 of 8 modes
     one = mode_coverage(means[:1].repeat(50, 1), means, std)
-    assert (one["modes_covered"], one["hq_fraction"]) == (1, 1.0) and one["mode_reverse_kl"] == pytest.approx(math.log(8))
+    assert (one["modes_covered"], one["hq_fraction"]) == (1, 1.0) and one["mode_reverse_kl"] == pytest.approx(
+        math.log(8)
+    )
     # a sample 4 std away is nearest to a mode but not high quality: it does not cover it
     far = mode_coverage(means[:1] + torch.tensor([[4 * std, 0.0]], dtype=torch.float64), means, std)
     assert far["modes_covered"] == 0 and far["hq_fraction"] == 0.0
@@ -35,12 +49,21 @@ def test_frechet_distance_matches_closed_form_and_scipy():
     from scipy.linalg import sqrtm
 
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(500, 4, generator=g, dtype=torch.float64), torch.randn(300, 4, generator=g, dtype=torch.float64) @ torch.randn(4, 4, generator=g, dtype=torch.float64) + 1.0
+    a, b = (
+        torch.randn(500, 4, generator=g, dtype=torch.float64),
+        torch.randn(300, 4, generator=g, dtype=torch.float64)
+        @ torch.randn(4, 4, generator=g, dtype=torch.float64)
+        + 1.0,
+    )
     sa, sb = torch.cov(a.T).numpy(), torch.cov(b.T).numpy()
-    expected = float(((a.mean(0) - b.mean(0)) ** 2).sum()) + float(sa.trace() + sb.trace() - 2 * sqrtm(sa @ sb).real.trace())
+    expected = float(((a.mean(0) - b.mean(0)) ** 2).sum()) + float(
+        sa.trace() + sb.trace() - 2 * sqrtm(sa @ sb).real.trace()
+    )
     assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
-    assert frechet_distance(a, a + torch.tensor([3.0, 0, 0, 4.0], dtype=torch.float64)) == pytest.approx(25.0, rel=1e-6)
+    assert frechet_distance(a, a + torch.tensor([3.0, 0, 0, 4.0], dtype=torch.float64)) == pytest.approx(
+        25.0, rel=1e-6
+    )
     with pytest.raises(PPGenError):
         frechet_distance(a[:1], b)
 
@@ -55,13 +78,19 @@ def test_knn_precision_recall_on_constructed_cases():
     assert collapsed["precision"] > 0.95 and collapsed["recall"] < 0.1
     far = knn_precision_recall(real, torch.randn(1000, 2, generator=g) + 20.0)
     assert far["precision"] == 0.0 and far["recall"] == 0.0
-    spread = knn_precision_recall(real, 4 * torch.randn(1000, 2, generator=g))  # covers the data, mostly off it
+    spread = knn_precision_recall(
+        real, 4 * torch.randn(1000, 2, generator=g)
+    )  # covers the data, mostly off it
     assert spread["recall"] > 0.9 and spread["precision"] < 0.5
 
 
 def test_mmd_is_near_zero_for_the_same_distribution():
     g = torch.Generator().manual_seed(0)
-    x, y, z = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g) + 1.0
+    x, y, z = (
+        torch.randn(500, 2, generator=g),
+        torch.randn(500, 2, generator=g),
+        torch.randn(500, 2, generator=g) + 1.0,
+    )
     same, different = mmd(x, y), mmd(x, z)
     assert abs(same) < 0.01 and different > 20 * abs(same) and different > 0.1
 
@@ -99,7 +128,9 @@ def test_fd_digits_sanity_train_vs_test_much_lower_than_noise(digits_cache):
     net = features.classifier("digits", test.spec)
     features._MEMORY.clear()
     again = features.classifier("digits", test.spec)
-    assert again is not net and torch.equal(features.extract(again, test.x[:50]), features.extract(net, test.x[:50]))
+    assert again is not net and torch.equal(
+        features.extract(again, test.x[:50]), features.extract(net, test.x[:50])
+    )
 
 
 def test_classifier_training_is_deterministic_and_learns():

@@ -73,7 +73,9 @@ def test_incremental_and_naive_samplers_draw_the_same_distribution():
     states = torch.tensor(list(itertools.product(range(2), repeat=9)), dtype=torch.float64)
     code = 2 ** torch.arange(8, -1, -1)
     fast = torch.bincount((m.sample(n).reshape(n, -1).long() * code).sum(1), minlength=512)
-    naive = torch.bincount((AutoregressiveModel.sample(m, n).reshape(n, -1).long() * code).sum(1), minlength=512)
+    naive = torch.bincount(
+        (AutoregressiveModel.sample(m, n).reshape(n, -1).long() * code).sum(1), minlength=512
+    )
     seen = (fast + naive) > 0
     table = torch.stack([fast[seen], naive[seen]]).numpy()
     assert stats.chi2_contingency(table).pvalue > 1e-3
@@ -83,7 +85,8 @@ def test_incremental_and_naive_samplers_draw_the_same_distribution():
 
 
 def test_log_prob_is_the_sum_of_explicit_conditionals():
-    # h_i = sigmoid(c + sum_{j before i} W_j x_j), p(x_i = 1) = sigmoid(b_i + V_i h_i), written out with a loop.
+    # h_i = sigmoid(c + sum_{j before i} W_j x_j), p(x_i = 1) = sigmoid(b_i + V_i h_i), written out with a
+    # loop.
     m = build(DataSpec("binary", (5,)))
     x = torch.bernoulli(torch.full((7, 5), 0.5, dtype=torch.float64))
     expected = torch.zeros(7, dtype=torch.float64)
@@ -122,11 +125,15 @@ def test_rnade_fits_a_two_dimensional_mixture():
     ppgen.fit(m, train, epochs=8, batch_size=50, lr=1e-2, progress=False)
     with torch.no_grad():
         nll = float(-m.log_prob(test.x).mean())
-    gaussian_nll = float(-torch.distributions.MultivariateNormal(train.x.mean(0), torch.cov(train.x.T)).log_prob(test.x).mean())
+    gaussian_nll = float(
+        -torch.distributions.MultivariateNormal(train.x.mean(0), torch.cov(train.x.T)).log_prob(test.x).mean()
+    )
     assert nll < gaussian_nll - 1.0
 
 
-@pytest.mark.parametrize("config", [{"hidden": 0}, {"activation": "softsign"}, {"order": "spiral"}, {"dropout": 1.0}])
+@pytest.mark.parametrize(
+    "config", [{"hidden": 0}, {"activation": "softsign"}, {"order": "spiral"}, {"dropout": 1.0}]
+)
 def test_bad_config_raises(config):
     with pytest.raises(PPGenError):
         ppgen.create("nade", BINARY, **config)

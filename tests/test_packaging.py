@@ -8,6 +8,6 @@ ROOT = Path(__file__).parent.parent
 
 def test_every_subpackage_is_packaged():
     text = (ROOT / "pyproject.toml").read_text()
-    listed = set(re.findall(r'"(ppgen[\w.]*)"', re.search(r"packages = \[(.*?)\]", text).group(1)))
+    listed = set(re.findall(r'"(ppgen[\w.]*)"', re.search(r"packages = \[(.*?)\]", text, re.S).group(1)))
     found = {str(p.parent.relative_to(ROOT)).replace("/", ".") for p in (ROOT / "ppgen").rglob("__init__.py")}
     assert found | {"ppgen.models", "ppgen.inference"} == listed

@@ -51,7 +51,9 @@ def test_masks_are_the_documented_footprints():
         conv_mask(4, "B")  # even
 
 
-@pytest.mark.parametrize("mask,stored", [("A", (3, 5)), ("B", (3, 5)), ("V", (3, 5)), ("HA", (1, 2)), ("HB", (1, 3))])
+@pytest.mark.parametrize(
+    "mask,stored", [("A", (3, 5)), ("B", (3, 5)), ("V", (3, 5)), ("HA", (1, 2)), ("HB", (1, 3))]
+)
 def test_masked_conv_stores_the_footprints_box_and_respects_it(mask, stored):
     conv = MaskedConv2d(2, 3, 5, mask).double()
     assert tuple(conv.weight.shape[-2:]) == stored
@@ -59,7 +61,9 @@ def test_masked_conv_stores_the_footprints_box_and_respects_it(mask, stored):
     (grad,) = torch.autograd.grad(conv(x)[0, :, 3, 3].sum(), x)
     seen = grad[0].abs().sum(0)[1:6, 1:6] > 0  # the 5x5 neighbourhood of (3, 3)
     assert torch.equal(seen, conv_mask(5, mask))
-    assert torch.equal(conv.reach(point_sources(7, 7, x))[:, 0, 3, 3].reshape(7, 7)[1:6, 1:6] > 0, conv_mask(5, mask))
+    assert torch.equal(
+        conv.reach(point_sources(7, 7, x))[:, 0, 3, 3].reshape(7, 7)[1:6, 1:6] > 0, conv_mask(5, mask)
+    )
 
 
 def test_masked_conv_window_equals_the_full_pass():
@@ -125,7 +129,15 @@ def test_fast_sampler_draws_the_same_distribution_as_naive(name):
     with torch.no_grad():
         probs = m.log_prob(states).exp()
     for counts in (fast, naive):
-        assert stats.chisquare(counts[probs * n >= 5].numpy(), (probs * n)[probs * n >= 5].numpy() * counts[probs * n >= 5].sum().item() / (probs * n)[probs * n >= 5].sum().item()).pvalue > 1e-3
+        assert (
+            stats.chisquare(
+                counts[probs * n >= 5].numpy(),
+                (probs * n)[probs * n >= 5].numpy()
+                * counts[probs * n >= 5].sum().item()
+                / (probs * n)[probs * n >= 5].sum().item(),
+            ).pvalue
+            > 1e-3
+        )
 
 
 @pytest.mark.parametrize("name", PIXEL_MODELS)
@@ -195,7 +207,8 @@ def test_trains_on_grey_levels_digits_gray(name):
     assert x.shape == (3, 1, 8, 8) and ((x >= 0) & (x <= 16) & (x == x.round())).all()
 
 
-# --- quality targets (issue 4: default config, exact test NLL on digits, <= 3 minutes on 2 cores) ------------
+# --- quality targets (issue 4: default config, exact test NLL on digits, <= 3 minutes on 2 cores)
+# ------------
 @pytest.mark.slow
 @pytest.mark.parametrize("name,target", [("pixelcnn", 17.2), ("gated-pixelcnn", 17.0), ("pixelrnn", 17.2)])
 def test_digits_test_nll_target(name, target):

@@ -29,7 +29,8 @@ def test_row_lstm_matches_a_hand_written_recurrence():
 
 
 def test_row_lstm_state_sees_a_triangle_above():
-    # with a 3-wide state-to-state kernel, h at (r, j) sees row r - d up to d + 1 columns right (input-to-state adds one more row's reach)
+    # with a 3-wide state-to-state kernel, h at (r, j) sees row r - d up to d + 1 columns right
+    # (input-to-state adds one more row's reach)
     layer = RowLSTM(1, 4).double()
     with torch.no_grad():
         for p in layer.parameters():
@@ -40,7 +41,9 @@ def test_row_lstm_state_sees_a_triangle_above():
     expected = torch.zeros(6, 9, dtype=torch.bool)
     for r in range(6):
         d = 5 - r
-        expected[r, max(0, 4 - d - 1) : min(9, 4 + d + 1)] = True  # the input-to-state kernel reads (r, j - 1), (r, j)
+        expected[r, max(0, 4 - d - 1) : min(9, 4 + d + 1)] = (
+            True  # the input-to-state kernel reads (r, j - 1), (r, j)
+        )
     assert torch.equal(seen, expected)
     assert torch.equal(layer.reach(point_sources(6, 9, x))[:, 0, 5, 4].reshape(6, 9) > 0, expected)
 

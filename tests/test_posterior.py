@@ -10,7 +10,13 @@ from torch.distributions import MultivariateNormal, Normal
 
 import ppgen
 from ppgen.data import DataSpec
-from ppgen.posterior import active_units, guide_posterior, inference_gaps, kl_per_dim, nuts_posterior
+from ppgen.inference.posterior import (
+    active_units,
+    guide_posterior,
+    inference_gaps,
+    kl_per_dim,
+    nuts_posterior,
+)
 
 D, L = 5, 2
 
@@ -25,12 +31,23 @@ def ppca_data(n=400, angle=None, seed=0):
         rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
         w = torch.linalg.qr(w)[0] * torch.tensor([2.0, 1.2], dtype=torch.float64) @ rotation
     mu = torch.randn(D, generator=g, dtype=torch.float64)
-    x = torch.randn(n, L, generator=g, dtype=torch.float64) @ w.T + mu + 0.3 * torch.randn(n, D, generator=g, dtype=torch.float64)
+    x = (
+        torch.randn(n, L, generator=g, dtype=torch.float64) @ w.T
+        + mu
+        + 0.3 * torch.randn(n, D, generator=g, dtype=torch.float64)
+    )
     return w, mu, x
 
 
 def linear_vae(w=None, mu=None, sigma=0.3):
-    m = ppgen.create("vae", DataSpec("continuous", (D,)), latent_dim=L, hidden=(), decoder_scale="isotropic", prior="standard").double()
+    m = ppgen.create(
+        "vae",
+        DataSpec("continuous", (D,)),
+        latent_dim=L,
+        hidden=(),
+        decoder_scale="isotropic",
+        prior="standard",
+    ).double()
     if w is not None:
         with torch.no_grad():
             m.decoder[0].weight.copy_(w)
@@ -180,7 +197,8 @@ def test_inference_gaps_match_closed_forms(angle):
     gaps = inference_gaps(m, x, num_samples=2000, elbo_samples=20000, steps=300, lr=0.03)
     exact = exact_log_prob(m, x)
     assert torch.allclose(gaps["log_px"], exact, atol=0.03)
-    # the best diagonal Gaussian for a Gaussian posterior with precision P has KL = (sum log P_ii - log det P) / 2
+    # the best diagonal Gaussian for a Gaussian posterior with precision P has KL = (sum log P_ii - log det P)
+    # / 2
     _, cov = exact_posterior(m, x)
     precision = torch.linalg.inv(cov)
     best_kl = 0.5 * (precision.diagonal().log().sum() - torch.logdet(precision))
@@ -196,9 +214,11 @@ def test_kl_per_dim_and_active_units_find_a_collapsed_dimension():
     m = linear_vae(w, mu)
     loc_weight = torch.zeros(L, D, dtype=torch.float64)
     loc_weight[0] = 0.5
-    set_encoder(m, loc_weight, torch.zeros(L, dtype=torch.float64), torch.tensor([0.3, 1.0], dtype=torch.float64))
+    set_encoder(
+        m, loc_weight, torch.zeros(L, dtype=torch.float64), torch.tensor([0.3, 1.0], dtype=torch.float64)
+    )
     kl = kl_per_dim(m, x)
-    mean0 = (x @ loc_weight[0])
+    mean0 = x @ loc_weight[0]
     expected0 = (0.5 * (mean0**2 + 0.09 - 1) - math.log(0.3)).mean()
     assert torch.allclose(kl, torch.stack([expected0, torch.zeros((), dtype=torch.float64)]), atol=1e-4)
     count, var = active_units(m, x)
@@ -207,7 +227,9 @@ def test_kl_per_dim_and_active_units_find_a_collapsed_dimension():
 
 def test_kl_per_dim_against_the_vamp_prior_marginals():
     torch.manual_seed(0)
-    m = ppgen.create("vae", DataSpec("binary", (1, 3, 3)), latent_dim=2, hidden=(8,), pseudo_inputs=3).double()
+    m = ppgen.create(
+        "vae", DataSpec("binary", (1, 3, 3)), latent_dim=2, hidden=(8,), pseudo_inputs=3
+    ).double()
     x = m.sample(4)
     kl = kl_per_dim(m, x, num_samples=20000)
     q = m.posterior(x).base_dist  # Normal, (4, 2)

@@ -1,7 +1,5 @@
 """Score matching and Langevin samplers against Gaussians whose scores are known; the smld model."""
 
-import math
-
 import pyro
 import pytest
 import torch
@@ -9,7 +7,7 @@ import torch
 import ppgen
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
-from ppgen.inference.langevin import annealed_langevin, langevin, sgld
+from ppgen.estimators.langevin import annealed_langevin, langevin, sgld
 from ppgen.inference.score_matching import dsm_loss
 from ppgen.metrics import mode_coverage
 from ppgen.models.score import geometric_sigmas
@@ -59,7 +57,9 @@ def test_dsm_recovers_the_smoothed_gaussian_score():
 def test_dsm_loss_is_zero_mean_residual_for_the_exact_score_of_a_point():
     # a point mass at 0 smoothed at sigma has score -x / sigma^2: the residual sigma*score + z is 0
     x = torch.zeros(256, 3, dtype=torch.float64)
-    loss = dsm_loss(lambda u, sigma: -u / sigma.unsqueeze(1) ** 2, x, torch.tensor([2.0, 0.5], dtype=torch.float64))
+    loss = dsm_loss(
+        lambda u, sigma: -u / sigma.unsqueeze(1) ** 2, x, torch.tensor([2.0, 0.5], dtype=torch.float64)
+    )
     assert loss.shape == (256,)
     assert loss.abs().max() < 1e-20
 
@@ -78,7 +78,13 @@ def test_langevin_with_the_exact_score_reproduces_gaussian_moments():
 def test_sgld_with_langevin_noise_samples_exp_minus_energy():
     gen = torch.Generator().manual_seed(2)
     var = 0.25
-    x = sgld(lambda x: 0.5 * (x - 3.0).pow(2).sum(-1) / var, torch.zeros(4000, 1, dtype=torch.float64), steps=400, step_size=0.01, generator=gen)
+    x = sgld(
+        lambda x: 0.5 * (x - 3.0).pow(2).sum(-1) / var,
+        torch.zeros(4000, 1, dtype=torch.float64),
+        steps=400,
+        step_size=0.01,
+        generator=gen,
+    )
     assert abs(float(x.mean()) - 3.0) < 0.03
     # the unadjusted chain's stationary variance is var / (1 - a / (2 var)) for a Gaussian
     assert abs(float(x.var()) - var / (1 - 0.01 / (2 * var))) < 0.02
@@ -100,7 +106,9 @@ def test_annealed_langevin_with_exact_smoothed_scores_keeps_the_mixture_weights(
 
     sigmas = geometric_sigmas(8.0, 0.01, 10).double()
     gen = torch.Generator().manual_seed(3)
-    x = annealed_langevin(score, 8 * torch.randn(4000, 1, generator=gen, dtype=torch.float64), sigmas, 100, 0.2, generator=gen)
+    x = annealed_langevin(
+        score, 8 * torch.randn(4000, 1, generator=gen, dtype=torch.float64), sigmas, 100, 0.2, generator=gen
+    )
     right = (x > 0).double().mean()
     assert abs(float(right) - 0.7) < 0.035  # 4000 draws: standard error 0.007
     near = (x - torch.where(x > 0, 2.0, -2.0)).abs() < 3 * 0.05
@@ -109,7 +117,9 @@ def test_annealed_langevin_with_exact_smoothed_scores_keeps_the_mixture_weights(
 
 def test_samplers_record_every_step_and_reject_bad_steps():
     seen = []
-    annealed_langevin(lambda x, s: -x, torch.zeros(3, 2), [1.0, 0.5], 4, 0.1, on_step=lambda t, x: seen.append(t))
+    annealed_langevin(
+        lambda x, s: -x, torch.zeros(3, 2), [1.0, 0.5], 4, 0.1, on_step=lambda t, x: seen.append(t)
+    )
     assert seen == list(range(0, 2 * 4 + 2))
     with pytest.raises(PPGenError, match="step_size"):
         langevin(lambda x: -x, torch.zeros(2, 1), 3, step_size=0.0)
@@ -155,7 +165,9 @@ def test_smld_fits_standardization_and_every_parameter_learns():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("kind,shape", [("binary", (1, 3, 3)), ("categorical:3", (1, 2, 2)), ("continuous", (2,))])
+@pytest.mark.parametrize(
+    "kind,shape", [("binary", (1, 3, 3)), ("categorical:3", (1, 2, 2)), ("continuous", (2,))]
+)
 def test_smld_samples_lie_in_the_support(kind, shape):
     spec = DataSpec(kind, shape)
     m = ppgen.create("smld", spec, **TINY)
@@ -203,10 +215,14 @@ def test_smld_quick_compare_path_on_rings8():
 
 @pytest.mark.parametrize("name", ["smld", "ebm"])
 def test_score_figures(name, tmp_path):
-    from ppgen.plots.score import langevin_snapshots, score_field
+    from ppgen.app.plots.score import langevin_snapshots, score_field
 
     data = ppgen.data.load("rings8", "train", n=256)
-    tiny = TINY if name == "smld" else {"hidden": 16, "layers": 2, "train_steps": 2, "sample_steps": 6, "quadrature_points": 64}
+    tiny = (
+        TINY
+        if name == "smld"
+        else {"hidden": 16, "layers": 2, "train_steps": 2, "sample_steps": 6, "quadrature_points": 64}
+    )
     m = ppgen.create(name, data, **tiny)
     ppgen.fit(m, data, steps=2, progress=False)
     import matplotlib.pyplot as plt

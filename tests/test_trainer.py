@@ -43,8 +43,17 @@ def test_non_finite_loss_stops_and_restores_the_last_good_state(binary_data, exp
     model = ppgen.create("mixture", binary_data)
     seen = []
     with pytest.raises(NonFiniteLossError, match="restored the model of epoch 2") as err:
-        ppgen.fit(model, binary_data, objective=exploding_objective, epochs=10, batch_size=128, progress=False,
-                  on_epoch_end=lambda e, row, obj: seen.append({k: v.clone() for k, v in model.state_dict().items()}))
+        ppgen.fit(
+            model,
+            binary_data,
+            objective=exploding_objective,
+            epochs=10,
+            batch_size=128,
+            progress=False,
+            on_epoch_end=lambda e, row, obj: seen.append(
+                {k: v.clone() for k, v in model.state_dict().items()}
+            ),
+        )
     assert len(seen) == 2  # two epochs of 2 steps each ended well
     assert all(torch.equal(v, seen[-1][k]) for k, v in model.state_dict().items())
     assert err.value.model is model
@@ -61,8 +70,16 @@ def test_steps_and_budget_stop_training(binary_data):
 def test_resuming_continues_from_the_saved_epoch(binary_data):
     model = ppgen.create("mixture", binary_data)
     states = {}
-    ppgen.fit(model, binary_data, epochs=2, progress=False, on_epoch_end=lambda e, r, obj: states.update(obj=obj.state_dict()))
-    result = ppgen.fit(model, binary_data, epochs=4, start_epoch=2, objective_state=states["obj"], progress=False)
+    ppgen.fit(
+        model,
+        binary_data,
+        epochs=2,
+        progress=False,
+        on_epoch_end=lambda e, r, obj: states.update(obj=obj.state_dict()),
+    )
+    result = ppgen.fit(
+        model, binary_data, epochs=4, start_epoch=2, objective_state=states["obj"], progress=False
+    )
     assert result.epochs == 4 and len(result.log) == 2
 
 

@@ -13,8 +13,8 @@ import torch
 import ppgen
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
-from ppgen.inference.importance import ImportanceWeightedELBO, log_importance_weights, log_marginal
-from ppgen.nn.vamp_prior import DiagonalNormalMixture
+from ppgen.estimators.importance import ImportanceWeightedELBO, log_importance_weights, log_marginal
+from ppgen.likelihoods.vamp_prior import DiagonalNormalMixture
 
 NAMES = ["vae", "iwae", "cvae", "vae-iaf"]
 SPECS = {
@@ -127,13 +127,17 @@ def test_vamp_prior_is_the_mixture_of_the_guide_at_the_pseudo_inputs():
         expected = torch.logsumexp(q.log_prob(z[..., None, :]), -1) - math.log(4)
         prior = m.prior()
     assert torch.allclose(prior.log_prob(z), expected, atol=1e-10)
-    reference = dist.MixtureSameFamily(dist.Categorical(logits=prior.logits), dist.Normal(prior.loc, prior.scale).to_event(1))
+    reference = dist.MixtureSameFamily(
+        dist.Categorical(logits=prior.logits), dist.Normal(prior.loc, prior.scale).to_event(1)
+    )
     assert torch.allclose(prior.log_prob(z), reference.log_prob(z), atol=1e-10)
     with pyro.plate("data", 5):
         draw = pyro.sample("z", prior)
     assert draw.shape == (5, 2) and prior.expand((5,)).log_prob(draw).shape == (5,)
     moments = prior.sample((200_000,))
-    assert torch.allclose(moments.mean(0), prior.mean, atol=0.02) and torch.allclose(moments.var(0), prior.variance, atol=0.02)
+    assert torch.allclose(moments.mean(0), prior.mean, atol=0.02) and torch.allclose(
+        moments.var(0), prior.variance, atol=0.02
+    )
 
 
 def test_vamp_prior_starts_at_training_examples_once():
@@ -191,7 +195,9 @@ def conjugate_guide(x, y=None, shift=0.0):
 def test_importance_weights_are_exact_with_the_true_posterior():
     x = torch.linspace(-2, 2, 5, dtype=torch.float64)
     exact = dist.Normal(0.0, math.sqrt(2.0)).log_prob(x)
-    log_w, values = log_importance_weights(conjugate_model, conjugate_guide, x, num_samples=23, max_rows=20, sites=("z",))
+    log_w, values = log_importance_weights(
+        conjugate_model, conjugate_guide, x, num_samples=23, max_rows=20, sites=("z",)
+    )
     assert log_w.shape == (23, 5) and values["z"].shape == (23, 5)  # 23 draws in chunks of 4
     assert torch.allclose(log_w, exact.expand(23, 5), atol=1e-12)
     assert torch.allclose(log_marginal(conjugate_model, conjugate_guide, x, num_samples=7), exact, atol=1e-12)
@@ -294,7 +300,10 @@ def test_compare_path_on_digits(name):
 
 
 def test_vae_on_rings8_and_cvae_refuses_unlabelled_data():
-    train, test = ppgen.data.load("rings8", "train").subset(500), ppgen.data.load("rings8", "test").subset(100)
+    train, test = (
+        ppgen.data.load("rings8", "train").subset(500),
+        ppgen.data.load("rings8", "test").subset(100),
+    )
     m = ppgen.create("vae", train, latent_dim=2, hidden=(32,))
     ppgen.fit(m, train, steps=5, progress=False)
     metrics = ppgen.evaluate(m, test, num_samples=10, n_mode_samples=1000)
@@ -304,17 +313,28 @@ def test_vae_on_rings8_and_cvae_refuses_unlabelled_data():
 
 
 def test_inspect_core_on_a_trained_digits_vae(tmp_path):
-    from ppgen.commands.inspect import inspect_point
+    from ppgen.app.commands.inspect import inspect_point
 
     train, test = ppgen.data.load("digits", "train").subset(300), ppgen.data.load("digits", "test").subset(20)
     m = ppgen.create("vae", train, latent_dim=2, hidden=(16,))
     ppgen.fit(m, train, epochs=3, progress=False)
-    report = inspect_point(m, test, 5, tmp_path, num_samples=100, warmup_steps=100, gap_samples=200, gap_steps=20)
-    for needle in ("r_hat", "ess_bulk", "PSIS k-hat", "approximation gap", "amortization gap", "active units"):
+    report = inspect_point(
+        m, test, 5, tmp_path, num_samples=100, warmup_steps=100, gap_samples=200, gap_steps=20
+    )
+    for needle in (
+        "r_hat",
+        "ess_bulk",
+        "PSIS k-hat",
+        "approximation gap",
+        "amortization gap",
+        "active units",
+    ):
         assert needle in report["text"]
     assert report["nuts"].posterior["z"].shape == (2, 100, 1, 2)
     assert math.isfinite(report["r_hat_max"]) and math.isfinite(report["psis_khat"])
-    assert [p.name for p in report["figures"]] == ["pair.png", "posterior.png"] and all(p.stat().st_size > 0 for p in report["figures"])
+    assert [p.name for p in report["figures"]] == ["pair.png", "posterior.png"] and all(
+        p.stat().st_size > 0 for p in report["figures"]
+    )
     with pytest.raises(PPGenError, match="index"):
         inspect_point(m, test, 20)
 
@@ -336,12 +356,16 @@ def test_digits_test_nll_target(name, target):
 
 
 def test_latent_figures(tmp_path):
-    from ppgen.plots.latent import attribute_arithmetic, interpolation, latent_map
+    from ppgen.app.plots.latent import attribute_arithmetic, interpolation, latent_map
 
     test = ppgen.data.load("digits", "test").subset(60)
     for latent_dim in (2, 3):
         m = ppgen.create("vae", test, latent_dim=latent_dim, hidden=(16,))
-        figures = [interpolation(m, test.x[0], test.x[1], steps=5), attribute_arithmetic(m, test, 1, 7, n=4), latent_map(m, test)]
+        figures = [
+            interpolation(m, test.x[0], test.x[1], steps=5),
+            attribute_arithmetic(m, test, 1, 7, n=4),
+            latent_map(m, test),
+        ]
         for i, fig in enumerate(figures):
             fig.savefig(tmp_path / f"{latent_dim}_{i}.png")
         assert len(list(tmp_path.glob(f"{latent_dim}_*.png"))) == 3

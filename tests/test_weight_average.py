@@ -72,8 +72,16 @@ def test_fit_hands_the_average_to_the_callback_and_the_caller(data, recording_ob
     model = ppgen.create("independent", data)
     initial = [p.detach().clone() for p in model.parameters()]
     seen = []
-    result = ppgen.fit(model, data, objective=recording_objective, epochs=3, batch_size=16, ema_decay=0.95, progress=False,
-                       on_epoch_end=lambda e, row, obj: seen.append((obj, [p.detach().clone() for p in model.parameters()])))
+    result = ppgen.fit(
+        model,
+        data,
+        objective=recording_objective,
+        epochs=3,
+        batch_size=16,
+        ema_decay=0.95,
+        progress=False,
+        on_epoch_end=lambda e, row, obj: seen.append((obj, [p.detach().clone() for p in model.parameters()])),
+    )
     objective = seen[-1][0]
     assert result.steps == 12 and len(objective.iterates) == 12
     after_one_epoch = manual_average(objective.iterates[:4], initial, 0.95)
@@ -83,12 +91,19 @@ def test_fit_hands_the_average_to_the_callback_and_the_caller(data, recording_ob
     assert not all(torch.allclose(p, w) for p, w in zip(model.parameters(), objective.iterates[-1]))
 
 
-
 def test_without_a_decay_fit_returns_the_last_iterate(data, recording_objective):
     model = ppgen.create("independent", data)
     seen = []
-    ppgen.fit(model, data, objective=recording_objective, epochs=2, batch_size=16, ema_decay=0, progress=False,
-              on_epoch_end=lambda e, row, obj: seen.append(obj))
+    ppgen.fit(
+        model,
+        data,
+        objective=recording_objective,
+        epochs=2,
+        batch_size=16,
+        ema_decay=0,
+        progress=False,
+        on_epoch_end=lambda e, row, obj: seen.append(obj),
+    )
     assert seen[-1].average is None and "weight_average" not in seen[-1].state_dict()
     assert all(torch.equal(p, w) for p, w in zip(model.parameters(), seen[-1].iterates[-1]))
 
@@ -97,12 +112,18 @@ def test_resuming_trains_the_iterate_and_continues_the_average(data, recording_o
     straight = ppgen.create("independent", data)
     split = ppgen.create("independent", data)
     split.load_state_dict(straight.state_dict())
-    options = dict(objective=recording_objective, batch_size=64, ema_decay=0.9, progress=False)  # full batches: the order does not matter
+    options = dict(
+        objective=recording_objective, batch_size=64, ema_decay=0.9, progress=False
+    )  # full batches: the order does not matter
     ppgen.fit(straight, data, epochs=4, **options)
     states = {}
-    ppgen.fit(split, data, epochs=2, on_epoch_end=lambda e, r, obj: states.update(obj=obj.state_dict()), **options)
+    ppgen.fit(
+        split, data, epochs=2, on_epoch_end=lambda e, r, obj: states.update(obj=obj.state_dict()), **options
+    )
     assert states["obj"]["weight_average"]["swapped"] and states["obj"]["weight_average"]["steps"] == 2
-    ppgen.fit(split, data, epochs=4, start_epoch=2, objective_state=states["obj"], **options)  # split holds the average, as a checkpoint does
+    ppgen.fit(
+        split, data, epochs=4, start_epoch=2, objective_state=states["obj"], **options
+    )  # split holds the average, as a checkpoint does
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(straight.parameters(), split.parameters()))
 
 
@@ -110,5 +131,11 @@ def test_the_vae_family_averages_by_default(data):
     assert ppgen.get("vae").fit_defaults["ema_decay"] > 0 and ppgen.get("iwae").fit_defaults["ema_decay"] > 0
     model = ppgen.create("vae", data, latent_dim=2, hidden=(8,), pseudo_inputs=3)
     states = {}
-    ppgen.fit(model, data, epochs=1, progress=False, on_epoch_end=lambda e, r, obj: states.update(obj=obj.state_dict()))
+    ppgen.fit(
+        model,
+        data,
+        epochs=1,
+        progress=False,
+        on_epoch_end=lambda e, r, obj: states.update(obj=obj.state_dict()),
+    )
     assert states["obj"]["weight_average"]["steps"] == 1

@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import torch
 
 import ppgen
-from ppgen.compare import compare, format_table
-from ppgen.plots import draw_samples, training_curve
-from ppgen.tutorial import QUICK, out_dir, savefig
+from ppgen.app.compare import compare, format_table
+from ppgen.app.plots import draw_samples, training_curve
+from ppgen.app.tutorial import QUICK, out_dir, savefig
 
 ppgen.seed_everything(0)
 
@@ -33,7 +33,12 @@ ppgen.seed_everything(0)
 train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
 print(train.kind, train.event_shape, len(train), "train /", len(test), "test")
 rings = ppgen.data.load("rings8", "test")
-print("rings8 true entropy:", round(rings.entropy, 4), "nats; log p of the first point:", float(rings.log_prob(rings.x[:1])))
+print(
+    "rings8 true entropy:",
+    round(rings.entropy, 4),
+    "nats; log p of the first point:",
+    float(rings.log_prob(rings.x[:1])),
+)
 
 # %% [markdown]
 # ## Two exact models
@@ -48,7 +53,9 @@ mixture = ppgen.create("mixture", train, components=24)
 fitted = ppgen.fit(mixture, train, epochs=20 if QUICK else 150, progress=False)
 for model in (independent, mixture):
     m = ppgen.evaluate(model, test, n_image_samples=0)
-    print(f"{model.name:<12} {m['n_params']:>5} params  test NLL {m['test_nll_nats']:.2f} nats ({m['test_nll_kind']}), {m['test_bpd']:.3f} bits/dim")
+    print(
+        f"{model.name:<12} {m['n_params']:>5} params  test NLL {m['test_nll_nats']:.2f} nats ({m['test_nll_kind']}), {m['test_bpd']:.3f} bits/dim"
+    )
 
 # %% [markdown]
 # The Pyro program is the model: a trace of it scores the data exactly as `log_prob` does.
@@ -84,11 +91,18 @@ except ppgen.PPGenError as e:
 
 # %%
 work = Path(tempfile.mkdtemp())
-ppgen_cli = [sys.executable, "-m", "ppgen.cli"]
-subprocess.run([*ppgen_cli, "train", "independent", "--data", "digits", "--out", str(work / "run"), "--quiet"], check=True)
+ppgen_cli = [sys.executable, "-m", "ppgen"]
+subprocess.run(
+    [*ppgen_cli, "train", "independent", "--data", "digits", "--out", str(work / "run"), "--quiet"],
+    check=True,
+)
 print(sorted(p.name for p in (work / "run").iterdir()))
 print(subprocess.run([*ppgen_cli, "eval", str(work / "run")], capture_output=True, text=True).stdout)
-bad = subprocess.run([*ppgen_cli, "train", "independent", "--data", "digits", "--out", str(work / "run")], capture_output=True, text=True)
+bad = subprocess.run(
+    [*ppgen_cli, "train", "independent", "--data", "digits", "--out", str(work / "run")],
+    capture_output=True,
+    text=True,
+)
 print("exit", bad.returncode, "-", bad.stderr.strip())
 
 # %% [markdown]
@@ -97,5 +111,13 @@ print("exit", bad.returncode, "-", bad.stderr.strip())
 
 # %%
 rings_train = ppgen.data.load("rings8", "train")
-rows = compare(rings_train, rings, ["independent", "mixture"], out_dir() / "compare-rings8", budget_seconds=2 if QUICK else 20, quick=QUICK, progress=False)
+rows = compare(
+    rings_train,
+    rings,
+    ["independent", "mixture"],
+    out_dir() / "compare-rings8",
+    budget_seconds=2 if QUICK else 20,
+    quick=QUICK,
+    progress=False,
+)
 print(format_table(rows))

@@ -24,9 +24,10 @@ import matplotlib.pyplot as plt
 import torch
 
 import ppgen
+from ppgen.app.plots import image_grid
+from ppgen.app.plots.graphical import draw_dag
+from ppgen.app.tutorial import QUICK, savefig
 from ppgen.graph import BayesNet
-from ppgen.plots import image_grid
-from ppgen.tutorial import QUICK, savefig
 
 torch.set_num_threads(1)
 ppgen.seed_everything(0)
@@ -43,7 +44,11 @@ ppgen.seed_everything(0)
 # Σᵥ (card(v) − 1)·Π card(parents) with Python integers, so n = 784 (an MNIST image) is no problem.
 
 # %%
-structures = {"independent: n": BayesNet.independent, "Markov (order 1): 2n − 1": BayesNet.markov, "chain rule: 2ⁿ − 1": BayesNet.chain_rule}
+structures = {
+    "independent: n": BayesNet.independent,
+    "Markov (order 1): 2n − 1": BayesNet.markov,
+    "chain rule: 2ⁿ − 1": BayesNet.chain_rule,
+}
 ns = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 784]
 counts = {name: [build(n, tables=False).num_parameters() for n in ns] for name, build in structures.items()}
 for i, n in enumerate(ns):
@@ -65,7 +70,9 @@ axes[0].set_xlabel("n (binary variables)")
 axes[0].set_ylabel("log₁₀(parameters)")
 axes[0].set_title("parameters of three structures (exact counts)", fontsize=10)
 axes[0].legend(fontsize=8)
-BayesNet.markov(8, order=2).draw(axes[1], title="Markov of order 2 over 8 pixels: 15 parameters")
+draw_dag(
+    BayesNet.markov(8, order=2).graph, ax=axes[1], title="Markov of order 2 over 8 pixels: 15 parameters"
+)
 savefig(fig, "structure_counts.png")
 
 # %% [markdown]
@@ -82,7 +89,10 @@ savefig(fig, "structure_counts.png")
 train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
 configs = [("independent", {"structure": "independent"})]
 configs += [(f"markov {k}", {"structure": "markov", "order": k}) for k in (1, 2, 4, 8, 12)]
-configs += [("chain rule", {"structure": "chain"}), ("chain, α=0.01", {"structure": "chain", "smoothing": 0.01})]
+configs += [
+    ("chain rule", {"structure": "chain"}),
+    ("chain, α=0.01", {"structure": "chain", "smoothing": 0.01}),
+]
 rows, fitted = [], {}
 for label, config in configs:
     m = ppgen.create("bayesnet", train, **config)
@@ -92,7 +102,9 @@ for label, config in configs:
     with torch.no_grad():
         train_nll = float(-m.log_prob(train.x).mean())
         test_nll = float(-m.log_prob(test.x).mean())
-    rows.append({"label": label, "params": m.num_parameters, "train": train_nll, "test": test_nll, "seconds": seconds})
+    rows.append(
+        {"label": label, "params": m.num_parameters, "train": train_nll, "test": test_nll, "seconds": seconds}
+    )
     fitted[label] = m
 print(f"{'structure':<12} {'parameters':>22} {'train NLL':>10} {'test NLL':>9}  (nats / digit, exact)")
 for r in rows:
@@ -112,7 +124,9 @@ axes[0].set_xlabel("log₁₀(parameters)")
 axes[0].set_ylabel("NLL (nats / digit)")
 axes[0].set_title("more structure, fewer parameters: the test NLL has a sweet spot", fontsize=10)
 axes[0].legend(fontsize=8)
-image_grid(axes[1], fitted[best["label"]].sample(36), title=f"samples, {best['label']} (test NLL {best['test']:.1f})")
+image_grid(
+    axes[1], fitted[best["label"]].sample(36), title=f"samples, {best['label']} (test NLL {best['test']:.1f})"
+)
 savefig(fig, "structure_digits.png")
 
 # %% [markdown]
@@ -140,7 +154,8 @@ savefig(fig, "structure_completion.png")
 # parameter for every configuration but has seen only 1,437 of them. Its training NLL is set by the
 # smoothing alone: with α = 0.01 it nearly memorizes the training set (ln 1437 ≈ 7.3 nats would be
 # exact memorization), with add-one smoothing every row seen once says 2/3. Conditioning on a few
-# neighbours in between is best, up to the pixel above (order 8); order 12 starts to overfit. Deep autoregressive models (later
+# neighbours in between is best, up to the pixel above (order 8); order 12 starts to overfit. Deep
+# autoregressive models (later
 # tutorials) keep the chain rule's generality but share parameters across the tables with a network.
 #
 # ## 3. Conditional independence, read off the graph
@@ -150,16 +165,17 @@ savefig(fig, "structure_completion.png")
 # `query` answers "what is p(X | evidence)?" exactly by enumerating the compiled Pyro program.
 
 # %%
-bn = BayesNet([("cloudy", "sprinkler"), ("cloudy", "rain"), ("sprinkler", "wet"), ("rain", "wet")], {"cloudy": 2, "sprinkler": 2, "rain": 2, "wet": 2}).double()
-with torch.no_grad():  # the textbook tables (Russell and Norvig), rows: parent configurations
-    for name, table in {
-        "cloudy": [[0.5, 0.5]],
-        "sprinkler": [[0.5, 0.5], [0.9, 0.1]],
-        "rain": [[0.8, 0.2], [0.2, 0.8]],
-        "wet": [[1.0, 0.0], [0.1, 0.9], [0.1, 0.9], [0.01, 0.99]],
-    }.items():
-        t, slot = bn._where[name]
-        bn.tables[t].logits[slot] = torch.tensor(table, dtype=torch.float64).log()
+bn = BayesNet(
+    [("cloudy", "sprinkler"), ("cloudy", "rain"), ("sprinkler", "wet"), ("rain", "wet")],
+    {"cloudy": 2, "sprinkler": 2, "rain": 2, "wet": 2},
+).double()
+for name, table in {  # the textbook tables (Russell and Norvig), rows: parent configurations
+    "cloudy": [[0.5, 0.5]],
+    "sprinkler": [[0.5, 0.5], [0.9, 0.1]],
+    "rain": [[0.8, 0.2], [0.2, 0.8]],
+    "wet": [[1.0, 0.0], [0.1, 0.9], [0.1, 0.9], [0.01, 0.99]],
+}.items():
+    bn.set_table(name, torch.tensor(table, dtype=torch.float64))
 print("sprinkler ⊥ rain?            ", bn.is_independent("sprinkler", "rain"))
 print("sprinkler ⊥ rain | cloudy?   ", bn.is_independent("sprinkler", "rain", given="cloudy"))
 print("sprinkler ⊥ rain | cloudy, wet?", bn.is_independent("sprinkler", "rain", given=["cloudy", "wet"]))
@@ -171,7 +187,9 @@ print("every pairwise statement that holds:", "; ".join(str(s) for s in bn.indep
 p_rain = bn.query("rain")[1]
 p_rain_wet = bn.query("rain", {"wet": 1})[1]
 p_rain_wet_sprinkler = bn.query("rain", {"wet": 1, "sprinkler": 1})[1]
-print(f"p(rain) = {p_rain:.3f};  p(rain | wet) = {p_rain_wet:.3f};  p(rain | wet, sprinkler on) = {p_rain_wet_sprinkler:.3f}  (explaining away)")
+print(
+    f"p(rain) = {p_rain:.3f};  p(rain | wet) = {p_rain_wet:.3f};  p(rain | wet, sprinkler on) = {p_rain_wet_sprinkler:.3f}  (explaining away)"
+)
 samples = bn.sample(20_000 if not QUICK else 4_000, evidence={"wet": 1})
 print(f"conditional samples given wet: rain frequency {samples[:, bn.column['rain']].double().mean():.3f}")
 
@@ -185,9 +203,13 @@ assert abs(float(joint[wet & rain].sum() / joint[wet].sum()) - float(p_rain_wet)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-bn.draw(axes[0], title="sprinkler net: sprinkler ⊥ rain | cloudy, but not given wet too")
+draw_dag(bn.graph, ax=axes[0], title="sprinkler net: sprinkler ⊥ rain | cloudy, but not given wet too")
 labels = ["p(rain)", "p(rain | wet)", "p(rain | wet,\nsprinkler)"]
-axes[1].bar(labels, [float(p_rain), float(p_rain_wet), float(p_rain_wet_sprinkler)], color=["#9fc5e8", "#3d85c6", "#e69138"])
+axes[1].bar(
+    labels,
+    [float(p_rain), float(p_rain_wet), float(p_rain_wet_sprinkler)],
+    color=["#9fc5e8", "#3d85c6", "#e69138"],
+)
 axes[1].set_ylim(0, 1)
 axes[1].set_title("exact queries by enumeration (Pyro)", fontsize=10)
 savefig(fig, "structure_queries.png")
@@ -226,7 +248,9 @@ print("plates:", {v: structure.graph.nodes[v]["plates"] for v in structure.varia
 if not QUICK:
     import arviz as az
 
-    from ppgen.inference.mcmc import fit_cpts_nuts
+    from ppgen.graph.nuts import fit_cpts_nuts
 
     idata = fit_cpts_nuts(bn, bn.sample(500), concentration=1.0, num_warmup=500, num_samples=1000)
-    print(az.summary(idata, var_names=["cpt_rain", "cpt_wet"])[["mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk"]])
+    print(
+        az.summary(idata, var_names=["cpt_rain", "cpt_wet"])[["mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk"]]
+    )

@@ -28,10 +28,10 @@ import matplotlib.pyplot as plt
 import torch
 
 import ppgen
+from ppgen.app.plots import image_grid
+from ppgen.app.tutorial import QUICK, savefig
 from ppgen.data import DataSpec
 from ppgen.models.autoregressive import AutoregressiveModel
-from ppgen.plots import image_grid
-from ppgen.tutorial import QUICK, savefig
 
 torch.set_num_threads(1)
 ppgen.seed_everything(0)
@@ -67,6 +67,7 @@ for name in ["fvsbn", "nade", "made"]:
 #
 # Test NLL is exact, in nats per digit (lower is better); `independent` is the no-structure baseline.
 
+
 # %%
 def fit_and_score(name, **config):
     m = ppgen.create(name, train, **config)
@@ -77,7 +78,9 @@ def fit_and_score(name, **config):
     with torch.no_grad():
         lp, kind = m.evaluation_log_prob(test.x, test.y if m.conditional else None)
     nll = float(-lp.mean())
-    print(f"{name:15s} {m.num_parameters:>8,d} params  {result.epochs:>4d} epochs {seconds:6.1f} s   test NLL {nll:6.2f} nats ({kind})")
+    print(
+        f"{name:15s} {m.num_parameters:>8,d} params  {result.epochs:>4d} epochs {seconds:6.1f} s   test NLL {nll:6.2f} nats ({kind})"
+    )
     return m, nll
 
 

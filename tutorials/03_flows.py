@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt
 import torch
 
 import ppgen
-from ppgen.plots.flows import density_heatmap, flow_figure
-from ppgen.plots.core import image_grid
-from ppgen.tutorial import QUICK, savefig
+from ppgen.app.plots.core import image_grid
+from ppgen.app.plots.flows import density_heatmap, flow_figure
+from ppgen.app.tutorial import QUICK, savefig
 
 ppgen.seed_everything(0)
 torch.set_num_threads(1)
@@ -40,7 +40,12 @@ x = torch.randn(1, 4, dtype=torch.float64)
 jac = torch.autograd.functional.jacobian(lambda v: step(v.reshape(1, 4)).reshape(-1), x[0])
 print("Jacobian of one MAF step (zeros above the diagonal):")
 print(jac.detach().numpy().round(3))
-print("log|det J|  autograd:", float(torch.linalg.slogdet(jac)[1]), "  flow:", float(step.log_abs_det_jacobian(x, step(x)).detach()))
+print(
+    "log|det J|  autograd:",
+    float(torch.linalg.slogdet(jac)[1]),
+    "  flow:",
+    float(step.log_abs_det_jacobian(x, step(x)).detach()),
+)
 
 # %% [markdown]
 # ## Fitting a neural spline flow to the 8-Gaussian ring
@@ -59,8 +64,10 @@ else:
     result = ppgen.fit(nsf, train)  # the default config: 60 epochs
 metrics = ppgen.evaluate(nsf, test if not QUICK else test.subset(1000))
 print(f"trained {result.epochs} epochs in {result.seconds:.0f} s")
-print(f"test NLL {metrics['test_nll_nats']:.3f} nats ({metrics['test_nll_kind']}), true entropy {test.entropy:.3f}, "
-      f"KL gap {metrics['test_kl_gap_nats']:.3f} nats, modes covered {metrics['modes_covered']}/{metrics['modes_total']}")
+print(
+    f"test NLL {metrics['test_nll_nats']:.3f} nats ({metrics['test_nll_kind']}), true entropy {test.entropy:.3f}, "
+    f"KL gap {metrics['test_kl_gap_nats']:.3f} nats, modes covered {metrics['modes_covered']}/{metrics['modes_total']}"
+)
 
 # %% [markdown]
 # The figure shows, left to right: the true density, the flow's density, where the flow sends a
@@ -88,7 +95,9 @@ fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
 density_heatmap(axes[0], board_test.log_prob, 2.2, title="true density")
 for ax, name in zip(axes[1:], ["realnvp", "nsf"]):
     m = ppgen.create(name, board_train)
-    result = ppgen.fit(m, board_train.subset(2000) if QUICK else board_train, epochs=2 if QUICK else None, progress=False)
+    result = ppgen.fit(
+        m, board_train.subset(2000) if QUICK else board_train, epochs=2 if QUICK else None, progress=False
+    )
     gap = ppgen.evaluate(m, board_test.subset(1000) if QUICK else board_test)["test_kl_gap_nats"]
     density_heatmap(ax, m.log_prob, 2.2, title=f"{name}: KL gap {gap:.2f} nats")
     noise = [round(row["data_noise"], 3) for row in result.log if "data_noise" in row]
@@ -135,7 +144,9 @@ glow = ppgen.create("glow", digits_train)
 ppgen.fit(glow, digits_train, epochs=1 if QUICK else None, progress=False)
 for m in (baseline, glow):
     r = ppgen.evaluate(m, digits_test, num_samples=10)
-    print(f"{m.name:12s} test NLL {r['test_nll_nats']:.1f} nats ({r['test_nll_kind']}), {r['test_bpd']:.3f} bits/dim")
+    print(
+        f"{m.name:12s} test NLL {r['test_nll_nats']:.1f} nats ({r['test_nll_kind']}), {r['test_bpd']:.3f} bits/dim"
+    )
 fig, ax = plt.subplots(figsize=(4, 4))
 image_grid(ax, glow.sample(36), levels=17, title="glow samples")
 savefig(fig, "03_flows_glow_digits.png")

@@ -23,7 +23,6 @@
 # p(z | x) by NUTS next to the guide, with ArviZ, and the inference gaps, (5) the latent space.
 
 # %%
-import math
 
 import arviz as az
 import matplotlib.pyplot as plt
@@ -31,9 +30,9 @@ import torch
 from torch.distributions import MultivariateNormal
 
 import ppgen
-from ppgen import posterior
-from ppgen.plots.latent import attribute_arithmetic, interpolation, latent_map
-from ppgen.tutorial import QUICK, savefig
+from ppgen.app.plots.latent import attribute_arithmetic, interpolation, latent_map
+from ppgen.app.tutorial import QUICK, savefig
+from ppgen.inference import posterior
 
 ppgen.seed_everything(0)
 torch.set_num_threads(1)
@@ -49,7 +48,9 @@ eps = torch.randn(100_000)
 z = mu + eps
 score = z**2 * (z - mu)  # f(z) d/dmu log N(z; mu, 1)
 reparam = 2 * z  # d/dmu f(mu + eps)
-print(f"true gradient 3.0 | score function: mean {score.mean():.3f}, var {score.var():.1f} | reparameterized: mean {reparam.mean():.3f}, var {reparam.var():.1f}")
+print(
+    f"true gradient 3.0 | score function: mean {score.mean():.3f}, var {score.var():.1f} | reparameterized: mean {reparam.mean():.3f}, var {reparam.var():.1f}"
+)
 
 # %% [markdown]
 # ## 2 · ELBO vs IWAE vs exact, on probabilistic PCA
@@ -62,7 +63,11 @@ print(f"true gradient 3.0 | score function: mean {score.mean():.3f}, var {score.
 D, L = 5, 2
 g = torch.Generator().manual_seed(0)
 W = torch.randn(D, L, generator=g)
-x_ppca = torch.randn(500, L, generator=g) @ W.T + torch.randn(D, generator=g) + 0.3 * torch.randn(500, D, generator=g)
+x_ppca = (
+    torch.randn(500, L, generator=g) @ W.T
+    + torch.randn(D, generator=g)
+    + 0.3 * torch.randn(500, D, generator=g)
+)
 ppca_data = ppgen.data.from_tensor(x_ppca, kind="continuous")
 linear = ppgen.create("vae", ppca_data, latent_dim=L, hidden=(), decoder_scale="isotropic", prior="standard")
 ppgen.fit(linear, ppca_data, steps=40 if QUICK else 400, batch_size=500, lr=0.03, progress=False)
@@ -107,17 +112,23 @@ savefig(fig, "04_ppca_bounds.png")
 # %%
 train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
 models = {}
-for label, name, config in [("vae", "vae", {}), ("vae, N(0, I) prior", "vae", {"prior": "standard"}), ("iwae", "iwae", {})]:
+for label, name, config in [
+    ("vae", "vae", {}),
+    ("vae, N(0, I) prior", "vae", {"prior": "standard"}),
+    ("iwae", "iwae", {}),
+]:
     m = ppgen.create(name, train, **config)
     result = ppgen.fit(m, train, epochs=15 if QUICK else None, progress=False)
     with torch.no_grad():
         nelbo = -float(m.log_prob(test.x).mean())
         nll = -float(m.estimate_log_prob(test.x, 100 if QUICK else 1000).mean())
-    print(f"{label}: {result.epochs} epochs in {result.seconds:.1f} s | test -ELBO {nelbo:.2f} | test NLL (IWAE-{100 if QUICK else 1000}) {nll:.2f} nats")
+    print(
+        f"{label}: {result.epochs} epochs in {result.seconds:.1f} s | test -ELBO {nelbo:.2f} | test NLL (IWAE-{100 if QUICK else 1000}) {nll:.2f} nats"
+    )
     models[label] = m
 vae = models["vae"]
 fig, ax = plt.subplots(figsize=(4, 4))
-ppgen.plots.image_grid(ax, vae.sample(64), title="vae samples")
+ppgen.app.plots.image_grid(ax, vae.sample(64), title="vae samples")
 savefig(fig, "04_vae_samples.png")
 
 # %% [markdown]
@@ -131,7 +142,9 @@ savefig(fig, "04_vae_samples.png")
 # %%
 index = 3
 x0 = test.x[index : index + 1]
-nuts = posterior.nuts_posterior(vae, x0, num_samples=150 if QUICK else 1000, warmup_steps=100 if QUICK else 500, point_ids=[index])
+nuts = posterior.nuts_posterior(
+    vae, x0, num_samples=150 if QUICK else 1000, warmup_steps=100 if QUICK else 500, point_ids=[index]
+)
 guide = posterior.guide_posterior(vae, x0, num_samples=1000, point_ids=[index])
 print(az.summary(nuts, var_names=["z"]).head(6))
 print("PSIS k-hat:", float(guide.sample_stats["psis_khat"].values[0]))

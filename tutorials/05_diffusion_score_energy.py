@@ -26,10 +26,10 @@ import pyro
 import torch
 
 import ppgen
+from ppgen.app.plots.core import image_grid, scatter_over_density
+from ppgen.app.plots.diffusion import denoising_trajectory
+from ppgen.app.tutorial import QUICK, savefig
 from ppgen.metrics import mode_coverage
-from ppgen.plots.core import image_grid, scatter_over_density
-from ppgen.plots.diffusion import denoising_trajectory
-from ppgen.tutorial import QUICK, savefig
 
 torch.set_num_threads(1)
 ppgen.seed_everything(0)
@@ -43,9 +43,14 @@ print("model sites: ...", [n for n, s in model.nodes.items() if s["type"] == "sa
 with torch.no_grad():
     model.compute_log_prob()
     guide.compute_log_prob()
-    pyro_elbo = sum(s["log_prob"] for s in model.nodes.values() if s["type"] == "sample") - sum(s["log_prob"] for s in guide.nodes.values() if s["type"] == "sample")
+    pyro_elbo = sum(s["log_prob"] for s in model.nodes.values() if s["type"] == "sample") - sum(
+        s["log_prob"] for s in guide.nodes.values() if s["type"] == "sample"
+    )
     closed = small.log_prob(x)
-for label, v in (("Pyro's ELBO (log p - log q of one trace)", pyro_elbo), ("closed-form bound (KL per step)", closed)):
+for label, v in (
+    ("Pyro's ELBO (log p - log q of one trace)", pyro_elbo),
+    ("closed-form bound (KL per step)", closed),
+):
     print(f"{label:42s} {v.mean():8.3f} +- {v.std() / len(v) ** 0.5:.3f} nats (untrained model)")
 
 # %% [markdown]
@@ -67,7 +72,9 @@ print(f"trained {result.epochs} epochs, {result.steps} steps in {result.seconds:
 n_test = 200 if QUICK else len(rings_test)
 with torch.no_grad():
     bound = ddpm.log_prob(rings_test.x[:n_test])
-print(f"test bound: {-bound.mean():.3f} nats/example (true entropy {rings.entropy:.3f}; the gap is the bound's slack plus the model's KL)")
+print(
+    f"test bound: {-bound.mean():.3f} nats/example (true entropy {rings.entropy:.3f}; the gap is the bound's slack plus the model's KL)"
+)
 
 # %% [markdown]
 # ## DDIM: the same network, 20x fewer steps
@@ -86,8 +93,12 @@ for ax, (method, steps) in zip(axes, samplers):
     seconds = time.perf_counter() - start
     cov = mode_coverage(s, rings.truth.means, rings.truth.std)
     label = f"{method} ({steps or ddpm.T} steps)"
-    print(f"{label:22s} {seconds:6.2f} s  modes {cov['modes_covered']}/8  high quality {cov['hq_fraction']:.1%}")
-    scatter_over_density(ax, s, rings, title=f"{label}\n{cov['modes_covered']}/8 modes, {cov['hq_fraction']:.0%} HQ")
+    print(
+        f"{label:22s} {seconds:6.2f} s  modes {cov['modes_covered']}/8  high quality {cov['hq_fraction']:.1%}"
+    )
+    scatter_over_density(
+        ax, s, rings, title=f"{label}\n{cov['modes_covered']}/8 modes, {cov['hq_fraction']:.0%} HQ"
+    )
 savefig(fig, "05_ddpm_rings8_samplers.png")
 
 # %%
@@ -115,7 +126,9 @@ independent = ppgen.create("independent", digits)
 ppgen.fit(independent, digits, progress=False)
 with torch.no_grad():
     nll = -ddpm_digits.log_prob(test_x).mean().item()
-print(f"digits test NLL: ddpm bound {nll:.2f} nats, independent (exact) {-independent.log_prob(test_x).mean().item():.2f} nats")
+print(
+    f"digits test NLL: ddpm bound {nll:.2f} nats, independent (exact) {-independent.log_prob(test_x).mean().item():.2f} nats"
+)
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
 image_grid(axes[0], ddpm_digits.sample(36), title="ancestral")
 image_grid(axes[1], ddpm_digits.sample(36, method="ddim", steps=20), title="DDIM, 20 steps")
@@ -130,7 +143,7 @@ savefig(denoising_trajectory(ddpm_digits, n=6, steps_to_show=8), "05_ddpm_digits
 # from the largest σ down to the smallest. It has no density: it is scored by its samples.
 
 # %%
-from ppgen.plots.score import langevin_snapshots, score_field  # noqa: E402
+from ppgen.app.plots.score import langevin_snapshots, score_field  # noqa: E402
 
 smld = ppgen.create("smld", rings)
 if QUICK:
@@ -161,7 +174,9 @@ if QUICK:
     ppgen.fit(ebm, rings, budget_seconds=4, progress=False)
 else:
     ppgen.fit(ebm, rings, progress=False)
-metrics = ppgen.evaluate(ebm, rings_test.subset(500) if QUICK else rings_test, n_mode_samples=500 if QUICK else 2500)
+metrics = ppgen.evaluate(
+    ebm, rings_test.subset(500) if QUICK else rings_test, n_mode_samples=500 if QUICK else 2500
+)
 print({k: metrics.get(k) for k in ("test_nll_nats", "test_nll_kind", "modes_covered", "hq_fraction")})
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
 score_field(axes[0], ebm, rings)

@@ -21,18 +21,26 @@ import matplotlib.pyplot as plt
 import torch
 
 import ppgen
+from ppgen.app.plots.core import image_grid, scatter_over_density
+from ppgen.app.plots.gan import discriminator_map, optimal_discriminator, training_diagnostics
+from ppgen.app.tutorial import QUICK, savefig
 from ppgen.inference.adversarial import discriminator_losses
 from ppgen.metrics import image_sample_quality, mode_coverage
 from ppgen.models.gan import fixed_affine_gan
-from ppgen.plots.core import image_grid, scatter_over_density
-from ppgen.plots.gan import discriminator_map, optimal_discriminator, training_diagnostics
-from ppgen.tutorial import QUICK, savefig
 
 torch.set_num_threads(1)
 ppgen.seed_everything(0)
 model = ppgen.create("gan", ppgen.data.DataSpec("continuous", (2,)))
 trace = __import__("pyro").poutine.trace(model.model).get_trace(n=3)
-print("z:", tuple(trace.nodes["z"]["value"].shape), "latent;", "x:", tuple(trace.nodes["x"]["value"].shape), "deterministic:", trace.nodes["x"]["infer"].get("_deterministic"))
+print(
+    "z:",
+    tuple(trace.nodes["z"]["value"].shape),
+    "latent;",
+    "x:",
+    tuple(trace.nodes["x"]["value"].shape),
+    "deterministic:",
+    trace.nodes["x"]["infer"].get("_deterministic"),
+)
 try:
     model.log_prob(torch.zeros(3, 2))
 except ppgen.PPGenError as e:
@@ -54,14 +62,26 @@ def normal_log_prob(x, mu, sd):
 def frozen_generator_game(mu, sd, steps):
     data = ppgen.data.from_tensor(torch.randn(20_000, 1), kind="continuous")
     gan = fixed_affine_gan(data, mu, sd, latent_dim=1, hidden=64, layers=2)
-    ppgen.fit(gan, data, steps=steps, batch_size=512, lr=1e-3, lr_decay=0.9, train_generator=False, check_every=0, progress=False)
+    ppgen.fit(
+        gan,
+        data,
+        steps=steps,
+        batch_size=512,
+        lr=1e-3,
+        lr_decay=0.9,
+        train_generator=False,
+        check_every=0,
+        progress=False,
+    )
     real, fake = torch.randn(100_000, 1), mu + sd * torch.randn(100_000, 1)
     with torch.no_grad():
         _, value = discriminator_losses("minimax", gan.discriminate(real), gan.discriminate(fake))
     x = torch.linspace(-20, 20, 200_001, dtype=torch.float64).unsqueeze(1)
     lpd, lpg = normal_log_prob(x, 0, 1), normal_log_prob(x, mu, sd)
     lm = torch.logaddexp(lpd, lpg) - math.log(2)
-    jsd = 0.5 * torch.trapezoid(lpd.exp() * (lpd - lm), x[:, 0]) + 0.5 * torch.trapezoid(lpg.exp() * (lpg - lm), x[:, 0])
+    jsd = 0.5 * torch.trapezoid(lpd.exp() * (lpd - lm), x[:, 0]) + 0.5 * torch.trapezoid(
+        lpg.exp() * (lpg - lm), x[:, 0]
+    )
     return gan, float(value), -math.log(4) + 2 * float(jsd)
 
 
@@ -69,8 +89,17 @@ steps = 400 if QUICK else 2000
 fig, axes = plt.subplots(1, 2, figsize=(9, 3))
 for ax, (mu, sd) in zip(axes, [(1.0, 1.5), (0.0, 1.0)]):
     gan, value, theory = frozen_generator_game(mu, sd, steps)
-    optimal_discriminator(ax, gan, lambda x: normal_log_prob(x, 0, 1), lambda x, mu=mu, sd=sd: normal_log_prob(x, mu, sd))
-    ax.text(0.02, 0.95, f"V = {value:.4f}\n-log4 + 2JSD = {theory:.4f}", transform=ax.transAxes, va="top", fontsize=8)
+    optimal_discriminator(
+        ax, gan, lambda x: normal_log_prob(x, 0, 1), lambda x, mu=mu, sd=sd: normal_log_prob(x, mu, sd)
+    )
+    ax.text(
+        0.02,
+        0.95,
+        f"V = {value:.4f}\n-log4 + 2JSD = {theory:.4f}",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=8,
+    )
     print(f"p_g = N({mu}, {sd}^2): V(D, G) = {value:.4f}, theory {theory:.4f} (-log 4 = {-math.log(4):.4f})")
 savefig(fig, "gan_optimal_discriminator.png")
 
@@ -92,7 +121,9 @@ logs = {}
 for col, model_name in enumerate(["gan", "wgan-gp"]):
     ppgen.seed_everything(0)
     m = ppgen.create(model_name, train)
-    result = ppgen.fit(m, train, epochs=epochs, progress=False, modes=train.truth.means, mode_std=train.truth.std)
+    result = ppgen.fit(
+        m, train, epochs=epochs, progress=False, modes=train.truth.means, mode_std=train.truth.std
+    )
     logs[model_name] = result.log
     samples = m.sample(2500)
     cov = mode_coverage(samples, train.truth.means, train.truth.std)
@@ -121,14 +152,20 @@ result = ppgen.fit(dcgan, digits, epochs=3 if QUICK else None, progress=False)
 independent = ppgen.create("independent", digits)
 ppgen.fit(independent, digits, progress=False)
 n = 1000
-rows = {"test vs train": image_sample_quality(digits.x[:n], digits_test), "dcgan": image_sample_quality(dcgan.sample(n), digits_test), "independent": image_sample_quality(independent.sample(n), digits_test)}
+rows = {
+    "test vs train": image_sample_quality(digits.x[:n], digits_test),
+    "dcgan": image_sample_quality(dcgan.sample(n), digits_test),
+    "independent": image_sample_quality(independent.sample(n), digits_test),
+}
 print(f"{'':15s} {'FD-digits':>10s} {'precision':>10s} {'recall':>8s} {'MMD':>8s}")
 for k, q in rows.items():
     print(f"{k:15s} {q['fd_digits']:10.2f} {q['precision']:10.3f} {q['recall']:8.3f} {q['mmd']:8.4f}")
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
 image_grid(axes[0], digits_test.x[:64], title="test data")
 image_grid(axes[1], dcgan.sample(64), title=f"dcgan, FD-digits {rows['dcgan']['fd_digits']:.1f}")
-image_grid(axes[2], independent.sample(64), title=f"independent, FD-digits {rows['independent']['fd_digits']:.1f}")
+image_grid(
+    axes[2], independent.sample(64), title=f"independent, FD-digits {rows['independent']['fd_digits']:.1f}"
+)
 savefig(fig, "dcgan_digits.png")
 
 # %% [markdown]
@@ -140,5 +177,10 @@ ppgen.seed_everything(0)
 cdcgan = ppgen.create("dcgan", digits, conditional=True)
 ppgen.fit(cdcgan, digits, epochs=2 if QUICK else None, progress=False)
 fig, ax = plt.subplots(figsize=(5, 5))
-image_grid(ax, cdcgan.sample(100, y=torch.arange(10).repeat_interleave(10)), nrow=10, title="conditional dcgan: one row per label")
+image_grid(
+    ax,
+    cdcgan.sample(100, y=torch.arange(10).repeat_interleave(10)),
+    nrow=10,
+    title="conditional dcgan: one row per label",
+)
 savefig(fig, "dcgan_conditional.png")

@@ -11,7 +11,12 @@ from ppgen.flows.conv1x1 import InvertibleConv1x1
 from ppgen.flows.coupling2d import AffineCoupling2d, coupling_net
 from ppgen.flows.dequantization import UniformDequantizer, VariationalDequantizer
 from ppgen.flows.multiscale import Split
-from ppgen.flows.planar import ConditionalInvertiblePlanar, InvertiblePlanar, conditional_invertible_planar, invertible_planar
+from ppgen.flows.planar import (
+    ConditionalInvertiblePlanar,
+    InvertiblePlanar,
+    conditional_invertible_planar,
+    invertible_planar,
+)
 from ppgen.flows.squeeze import Squeeze
 
 __all__ = [

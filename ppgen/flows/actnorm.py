@@ -66,7 +66,9 @@ class ActNorm(TransformModule):
         std = x.std(dims, keepdim=True)[0].clamp_min(1e-6) if x.shape[0] > 1 else torch.ones_like(mean)
         log_std = std.log().clamp(-0.99 * self.max_log_scale, 0.99 * self.max_log_scale)
         self.loc.copy_(mean.reshape(self.loc.shape))
-        self.raw_log_scale.copy_((self.max_log_scale * torch.atanh(log_std / self.max_log_scale)).reshape(self.loc.shape))
+        self.raw_log_scale.copy_(
+            (self.max_log_scale * torch.atanh(log_std / self.max_log_scale)).reshape(self.loc.shape)
+        )
         self.initialized.fill_(True)
 
     def _call(self, x: Tensor) -> Tensor:

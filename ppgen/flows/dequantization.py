@@ -52,7 +52,14 @@ class VariationalDequantizer(nn.Module):
         True
     """
 
-    def __init__(self, channels: int, num_categories: int, hidden: int = 16, eps: float = 1e-4, max_log_scale: float = 3.0):
+    def __init__(
+        self,
+        channels: int,
+        num_categories: int,
+        hidden: int = 16,
+        eps: float = 1e-4,
+        max_log_scale: float = 3.0,
+    ):
         super().__init__()
         self.num_categories = num_categories
         self.eps = eps
@@ -67,5 +74,9 @@ class VariationalDequantizer(nn.Module):
         m, raw = self.net(x / (self.num_categories - 1) - 0.5).chunk(2, dim=1)
         log_s = self.max_log_scale * torch.tanh(raw / self.max_log_scale)
         base = dist.Normal(torch.zeros_like(x), torch.ones_like(x))
-        transforms = [AffineTransform(m, log_s.exp()), SigmoidTransform(), AffineTransform(self.eps, 1 - 2 * self.eps)]
+        transforms = [
+            AffineTransform(m, log_s.exp()),
+            SigmoidTransform(),
+            AffineTransform(self.eps, 1 - 2 * self.eps),
+        ]
         return dist.TransformedDistribution(base, transforms).to_event(3)

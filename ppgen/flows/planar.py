@@ -8,7 +8,12 @@ from pyro.distributions.transforms.planar import ConditionedPlanar, Planar
 from pyro.nn import DenseNN
 from torch import Tensor
 
-__all__ = ["InvertiblePlanar", "ConditionalInvertiblePlanar", "invertible_planar", "conditional_invertible_planar"]
+__all__ = [
+    "InvertiblePlanar",
+    "ConditionalInvertiblePlanar",
+    "invertible_planar",
+    "conditional_invertible_planar",
+]
 
 
 class _PlanarInverse:
@@ -117,7 +122,11 @@ def invertible_planar(input_dim: int) -> InvertiblePlanar:
     return InvertiblePlanar(input_dim)
 
 
-def conditional_invertible_planar(input_dim: int, context_dim: int, hidden_dims=None) -> ConditionalInvertiblePlanar:
+def conditional_invertible_planar(
+    input_dim: int, context_dim: int, hidden_dims=None
+) -> ConditionalInvertiblePlanar:
     r"""A planar map on D = ``input_dim`` dimensions whose parameters are a DenseNN of the context."""
     hidden_dims = hidden_dims or [10 * context_dim]
-    return ConditionalInvertiblePlanar(DenseNN(context_dim, hidden_dims, param_dims=[1, input_dim, input_dim]), input_dim)
+    return ConditionalInvertiblePlanar(
+        DenseNN(context_dim, hidden_dims, param_dims=[1, input_dim, input_dim]), input_dim
+    )

@@ -1,6 +1,5 @@
 """Squeeze: trade spatial resolution for channels, (C, H, W) -> (4C, H/2, W/2), volume preserving."""
 
-import torch
 from pyro.distributions import constraints
 from torch import Tensor
 from torch.distributions import Transform

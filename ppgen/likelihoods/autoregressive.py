@@ -25,7 +25,8 @@ class AutoregressiveLikelihood(dist.TorchDistribution):
     r"""The exact likelihood of an :class:`~ppgen.models.autoregressive.AutoregressiveModel`.
 
     ``log_prob`` is the sum of the model's conditionals in one parallel (teacher-forced) pass and
-    ``sample`` runs the model's sequential sampler, so ``pyro.sample("x", AutoregressiveLikelihood(m), obs=x)``
+    ``sample`` runs the model's sequential sampler, so ``pyro.sample("x", AutoregressiveLikelihood(m),
+    obs=x)``
     is the model. It holds no parameters of its own: it delegates to the model.
 
     Arguments:
@@ -48,7 +49,9 @@ class AutoregressiveLikelihood(dist.TorchDistribution):
     def __init__(self, model, y: Tensor | None = None, batch_shape=(), validate_args=None):
         self.ar_model = model
         self.y = y
-        super().__init__(torch.Size(batch_shape), torch.Size(model.spec.event_shape), validate_args=validate_args)
+        super().__init__(
+            torch.Size(batch_shape), torch.Size(model.spec.event_shape), validate_args=validate_args
+        )
 
     @property
     def support(self):

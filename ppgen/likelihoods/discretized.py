@@ -42,7 +42,9 @@ def log_normal_mass(lo: Tensor, hi: Tensor) -> Tensor:
     right = lo + hi > 0
     a = torch.where(right, -hi, lo)
     b = torch.where(right, -lo, hi)
-    a = torch.maximum(a, b.clamp(max=0.0) - 1e4)  # -inf -> a point of negligible mass (keeps gradients finite)
+    a = torch.maximum(
+        a, b.clamp(max=0.0) - 1e4
+    )  # -inf -> a point of negligible mass (keeps gradients finite)
     lb = torch.special.log_ndtr(b)
     tail = b < -20.0
     ta, tb = torch.where(tail, a, b.new_tensor(-21.0)), torch.where(tail, b, b.new_tensor(-20.0))
@@ -106,7 +108,9 @@ class DiscretizedGaussian(TorchDistribution):
     def sample(self, sample_shape=torch.Size()) -> Tensor:
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():
-            u = self.loc.expand(shape) + self.scale.expand(shape) * torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+            u = self.loc.expand(shape) + self.scale.expand(shape) * torch.randn(
+                shape, dtype=self.loc.dtype, device=self.loc.device
+            )
             return self._level(u)
 
     @property

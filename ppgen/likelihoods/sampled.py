@@ -21,7 +21,13 @@ __all__ = ["SampledDistribution", "support_of"]
 def support_of(spec: DataSpec) -> constraints.Constraint:
     r"""The support of one example of this data kind, as an event-level constraint."""
     k = spec.num_categories
-    base = constraints.real if not k else constraints.boolean if spec.kind == "binary" else constraints.integer_interval(0, k - 1)
+    base = (
+        constraints.real
+        if not k
+        else constraints.boolean
+        if spec.kind == "binary"
+        else constraints.integer_interval(0, k - 1)
+    )
     return constraints.independent(base, len(spec.event_shape))
 
 
@@ -75,4 +81,6 @@ class SampledDistribution(TorchDistribution):
         return self.unnormalized_log_prob(flat).reshape(value.shape[: value.ndim - event])
 
     def expand(self, batch_shape, _instance=None):
-        return SampledDistribution(self.spec, self.sampler, batch_shape, self.unnormalized_log_prob, self.reason)
+        return SampledDistribution(
+            self.spec, self.sampler, batch_shape, self.unnormalized_log_prob, self.reason
+        )

@@ -61,7 +61,9 @@ class MLPDenoiser(nn.Module):
         torch.Size([5, 2])
     """
 
-    def __init__(self, dim: int, hidden: int = 256, blocks: int = 3, time_scale: float = 1.0, fourier: int = 0):
+    def __init__(
+        self, dim: int, hidden: int = 256, blocks: int = 3, time_scale: float = 1.0, fourier: int = 0
+    ):
         super().__init__()
         emb = min(hidden, 128)
         self.time = TimeEmbedding(emb, time_scale)
@@ -125,7 +127,9 @@ class ConvDenoiser(nn.Module):
         self.enc = _ConvBlock(width, width, emb)
         if downsample:
             self.down = nn.Conv2d(width, 2 * width, 3, stride=2, padding=1)
-            self.mid = nn.ModuleList([_ConvBlock(2 * width, 2 * width, emb), _ConvBlock(2 * width, 2 * width, emb)])
+            self.mid = nn.ModuleList(
+                [_ConvBlock(2 * width, 2 * width, emb), _ConvBlock(2 * width, 2 * width, emb)]
+            )
             self.up = nn.Conv2d(2 * width, width, 3, padding=1)
         else:
             self.mid = nn.ModuleList([_ConvBlock(width, width, emb), _ConvBlock(width, width, emb)])
@@ -140,12 +144,20 @@ class ConvDenoiser(nn.Module):
         for block in self.mid:
             h = block(h, e)
         if self.downsample:
-            h = self.up(nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest"))  # (B, width, H, W)
+            h = self.up(
+                nn.functional.interpolate(h, size=skip.shape[-2:], mode="nearest")
+            )  # (B, width, H, W)
         return self.out(self.dec(torch.cat([h, skip], dim=1), e))
 
 
 def denoiser(
-    event_shape: tuple, hidden: int = 256, blocks: int = 3, width: int = 64, time_scale: float = 1.0, fourier: int | None = None, architecture: str = "auto"
+    event_shape: tuple,
+    hidden: int = 256,
+    blocks: int = 3,
+    width: int = 64,
+    time_scale: float = 1.0,
+    fourier: int | None = None,
+    architecture: str = "auto",
 ) -> nn.Module:
     r"""A sensibly sized eps-network for data of this event shape.
 
@@ -163,7 +175,12 @@ def denoiser(
         raise ValueError(f"unknown denoiser architecture {architecture!r}; expected 'auto', 'mlp' or 'conv'")
     if architecture == "conv" and len(event_shape) != 3:
         raise ValueError(f"a convolutional denoiser needs images (C, H, W), not event shape {event_shape}")
-    if architecture == "conv" or architecture == "auto" and len(event_shape) == 3 and min(event_shape[1:]) >= 4:
+    if (
+        architecture == "conv"
+        or architecture == "auto"
+        and len(event_shape) == 3
+        and min(event_shape[1:]) >= 4
+    ):
         even = event_shape[1] % 2 == 0 and event_shape[2] % 2 == 0
         return ConvDenoiser(event_shape[0], width, time_scale, downsample=even)
     dim = math.prod(event_shape)

@@ -34,7 +34,15 @@ class EnergyNet(nn.Module):
         | https://arxiv.org/abs/1903.08689
     """
 
-    def __init__(self, dim: int, hidden: int = 128, layers: int = 3, tau: float | None = 4.0, scale: float = 1.0, fourier: int = 0):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int = 128,
+        layers: int = 3,
+        tau: float | None = 4.0,
+        scale: float = 1.0,
+        fourier: int = 0,
+    ):
         super().__init__()
         self.features = FourierFeatures(fourier)
         sizes = [self.features.out_features(dim)] + [hidden] * layers

@@ -17,7 +17,14 @@ from torch import Tensor, nn
 
 from ppgen.nn.fourier import FourierFeatures
 
-__all__ = ["Generator", "Discriminator", "mlp_generator", "mlp_discriminator", "conv_generator", "conv_discriminator"]
+__all__ = [
+    "Generator",
+    "Discriminator",
+    "mlp_generator",
+    "mlp_discriminator",
+    "conv_generator",
+    "conv_discriminator",
+]
 
 
 class Generator(nn.Module):
@@ -74,15 +81,26 @@ def _mlp(sizes: list[int], act) -> list[nn.Module]:
     return layers
 
 
-def mlp_generator(latent_dim: int, event_shape: tuple, hidden: int = 256, layers: int = 3, num_classes: int | None = None, embed_dim: int = 16) -> Generator:
+def mlp_generator(
+    latent_dim: int,
+    event_shape: tuple,
+    hidden: int = 256,
+    layers: int = 3,
+    num_classes: int | None = None,
+    embed_dim: int = 16,
+) -> Generator:
     r"""An MLP generator: [z, embed(y)] -> ReLU layers -> linear -> (B, *event_shape)."""
     embed_dim = embed_dim if num_classes else 0
     sizes = [latent_dim + embed_dim] + [hidden] * layers
-    body = nn.Sequential(*_mlp(sizes, nn.ReLU), nn.Linear(hidden, math.prod(event_shape)), nn.Unflatten(-1, tuple(event_shape)))
+    body = nn.Sequential(
+        *_mlp(sizes, nn.ReLU), nn.Linear(hidden, math.prod(event_shape)), nn.Unflatten(-1, tuple(event_shape))
+    )
     return Generator(body, num_classes, embed_dim)
 
 
-def mlp_discriminator(event_shape: tuple, hidden: int = 256, layers: int = 3, num_classes: int | None = None, fourier: int = 0) -> Discriminator:
+def mlp_discriminator(
+    event_shape: tuple, hidden: int = 256, layers: int = 3, num_classes: int | None = None, fourier: int = 0
+) -> Discriminator:
     r"""An MLP discriminator: flatten -> [Fourier features] -> LeakyReLU(0.2) layers -> features (B, hidden).
 
     ``fourier`` octaves of :class:`~ppgen.nn.fourier.FourierFeatures` (0: none) let the critic resolve
@@ -118,7 +136,13 @@ def _quarter(event_shape: tuple) -> tuple[int, int, int]:
     return c, math.ceil(h / 4), math.ceil(w / 4)
 
 
-def conv_generator(latent_dim: int, event_shape: tuple, channels: int = 64, num_classes: int | None = None, embed_dim: int = 16) -> Generator:
+def conv_generator(
+    latent_dim: int,
+    event_shape: tuple,
+    channels: int = 64,
+    num_classes: int | None = None,
+    embed_dim: int = 16,
+) -> Generator:
     r"""The DCGAN generator: linear to (2c, H/4, W/4), two stride-2 transposed convolutions, crop to (C, H, W).
 
     No batch norm: samples then do not depend on the batch or on train/eval mode.
@@ -141,7 +165,9 @@ def conv_generator(latent_dim: int, event_shape: tuple, channels: int = 64, num_
     return Generator(body, num_classes, embed_dim)
 
 
-def conv_discriminator(event_shape: tuple, channels: int = 64, num_classes: int | None = None) -> Discriminator:
+def conv_discriminator(
+    event_shape: tuple, channels: int = 64, num_classes: int | None = None
+) -> Discriminator:
     r"""The DCGAN discriminator without batch norm (so that it also serves as a WGAN-GP critic):
     zero-pad to a multiple of 4, two stride-2 convolutions with LeakyReLU(0.2), flatten."""
     c_in, h4, w4 = _quarter(event_shape)

@@ -62,7 +62,9 @@ def degree_mask(in_degrees: Tensor, out_degrees: Tensor, strict: bool) -> Tensor
     return (out_degrees[:, None] >= in_degrees[None, :]).float()
 
 
-def made_degrees(ordering: Tensor, hidden_sizes: list[int], generator: torch.Generator | None = None, random: bool = True) -> list[Tensor]:
+def made_degrees(
+    ordering: Tensor, hidden_sizes: list[int], generator: torch.Generator | None = None, random: bool = True
+) -> list[Tensor]:
     r"""The degrees of every layer of a MADE: inputs, each hidden layer, outputs.
 
     Input dimension i gets degree 1 + its position in ``ordering``; the output of dimension i gets

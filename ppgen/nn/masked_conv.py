@@ -84,7 +84,9 @@ class MaskedConv2d(nn.Module):
         torch.Size([2, 4, 5, 5])
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask: str = "B", bias: bool = True):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, mask: str = "B", bias: bool = True
+    ):
         super().__init__()
         full = conv_mask(kernel_size, mask)
         rows, cols = full.any(1).nonzero().flatten(), full.any(0).nonzero().flatten()
@@ -94,7 +96,9 @@ class MaskedConv2d(nn.Module):
         self.pad = (c - c0, c1 - c, c - r0, r1 - c)  # left, right, top, bottom (F.pad order)
         self.register_buffer("mask", full[r0 : r1 + 1, c0 : c1 + 1].float())
         bound = 1 / math.sqrt(in_channels * float(self.mask.sum()))
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, r1 - r0 + 1, c1 - c0 + 1).uniform_(-bound, bound))
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, r1 - r0 + 1, c1 - c0 + 1).uniform_(-bound, bound)
+        )
         self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound)) if bias else None
 
     @property
@@ -106,7 +110,9 @@ class MaskedConv2d(nn.Module):
         r"""x: (B, C_in, H, W) -> (B, C_out, H, W)."""
         return F.conv2d(F.pad(x, self.pad), self.weight * self.mask, self.bias)
 
-    def window(self, buf: Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int], pre=None) -> Tensor:
+    def window(
+        self, buf: Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int], pre=None
+    ) -> Tensor:
         r"""The output on rows [i0, i1) and columns [j0, j1) only.
 
         Arguments:
@@ -141,7 +147,9 @@ def gate(x: Tensor) -> Tensor:
 def point_sources(height: int, width: int, like: Tensor | None = None) -> Tensor:
     r"""One indicator image per pixel, (H W, 1, H, W): the input of a ``reach`` propagation."""
     d = height * width
-    eye = torch.eye(d, dtype=torch.float32 if like is None else like.dtype, device=None if like is None else like.device)
+    eye = torch.eye(
+        d, dtype=torch.float32 if like is None else like.dtype, device=None if like is None else like.device
+    )
     return eye.reshape(d, 1, height, width)
 
 
@@ -160,7 +168,9 @@ class MaskedResidualBlock(nn.Module):
         dropout: dropout rate on the hidden activation.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self, channels: int, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0
+    ):
         super().__init__()
         self.conv = MaskedConv2d(channels, channels, kernel_size, "B")
         self.out = nn.Conv2d(channels, channels, 1)
@@ -201,7 +211,15 @@ class GatedBlock(nn.Module):
         dropout: dropout rate on the horizontal stack's gated activation.
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3, first: bool = False, embed_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        kernel_size: int = 3,
+        first: bool = False,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.first = first
         self.v_conv = MaskedConv2d(in_channels, 2 * channels, kernel_size, "V")
@@ -231,7 +249,9 @@ class GatedBlock(nn.Module):
         width = vbuf.shape[-1] - 2 * margin
         return self.v_conv.window(vbuf, margin, (i, i + 1), (0, width)) + condition_bias(self.v_cond, e)
 
-    def horizontal_at(self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None) -> Tensor:
+    def horizontal_at(
+        self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None
+    ) -> Tensor:
         r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at (i - 1, j) (zeros on row 0)."""
         hp = self.h_conv.window(hbuf, margin, (i, i + 1), (j, j + 1)) + self.v_to_h(vp_above)
         return self._horizontal(hp, hbuf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
@@ -288,11 +308,22 @@ class PixelCNNStack(nn.Module):
         dropout: dropout rate inside the blocks.
     """
 
-    def __init__(self, in_channels: int, channels: int = 32, layers: int = 4, first_kernel: int = 7, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int = 32,
+        layers: int = 4,
+        first_kernel: int = 7,
+        kernel_size: int = 3,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
         self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
-        self.blocks = nn.ModuleList(MaskedResidualBlock(channels, kernel_size, embed_dim, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(
+            MaskedResidualBlock(channels, kernel_size, embed_dim, dropout) for _ in range(layers)
+        )
         self.out_channels = channels
 
     @property
@@ -328,7 +359,9 @@ class _PlainCache(RasterCache):
     def at(self, i: int, j: int) -> Tensor:
         r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; needs every pixel before (i, j) set."""
         s, m = self.stack, self.m
-        h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e)  # (B, C, 1, 1)
+        h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(
+            s.first_cond, self.e
+        )  # (B, C, 1, 1)
         for k, block in enumerate(s.blocks):
             self._put(self.hs[k], i, j, h)
             self._put(self.acts[k], i, j, F.elu(h))
@@ -350,10 +383,27 @@ class GatedPixelCNNStack(nn.Module):
         dropout: dropout rate in the horizontal stack.
     """
 
-    def __init__(self, in_channels: int, channels: int = 32, layers: int = 5, first_kernel: int = 7, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int = 32,
+        layers: int = 5,
+        first_kernel: int = 7,
+        kernel_size: int = 3,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.blocks = nn.ModuleList(
-            GatedBlock(in_channels if n == 0 else channels, channels, first_kernel if n == 0 else kernel_size, n == 0, embed_dim, dropout) for n in range(layers)
+            GatedBlock(
+                in_channels if n == 0 else channels,
+                channels,
+                first_kernel if n == 0 else kernel_size,
+                n == 0,
+                embed_dim,
+                dropout,
+            )
+            for n in range(layers)
         )
         self.out_channels = channels
 
@@ -386,7 +436,9 @@ class _GatedCache(RasterCache):
         n = len(stack.blocks)
         self.vs = [self.x] + [x.new_zeros(size) for _ in range(n - 1)]  # padded vertical inputs
         self.hs = [self.x] + [x.new_zeros(size) for _ in range(n)]  # padded horizontal inputs (+ output)
-        self.vp = [x.new_zeros(b, 2 * c, self.height, self.width) for _ in range(n)]  # vertical pre-activations
+        self.vp = [
+            x.new_zeros(b, 2 * c, self.height, self.width) for _ in range(n)
+        ]  # vertical pre-activations
 
     def _vertical(self, i: int) -> None:
         r"""Computes every layer's vertical stack on row i (row i of the image must be complete)."""
@@ -401,6 +453,10 @@ class _GatedCache(RasterCache):
         if j == 0 and i > 0:
             self._vertical(i - 1)
         for k, block in enumerate(self.stack.blocks):
-            above = self.vp[k][..., i - 1 : i, j : j + 1] if i > 0 else self.vp[k].new_zeros(self.vp[k].shape[:2] + (1, 1))
+            above = (
+                self.vp[k][..., i - 1 : i, j : j + 1]
+                if i > 0
+                else self.vp[k].new_zeros(self.vp[k].shape[:2] + (1, 1))
+            )
             self._put(self.hs[k + 1], i, j, block.horizontal_at(self.hs[k], self.m, i, j, above, self.e))
         return self.hs[-1][..., self.m + i, self.m + j]

@@ -5,7 +5,13 @@ from torch import nn
 __all__ = ["mlp"]
 
 
-def mlp(in_features: int, hidden: tuple = (), out_features: int | None = None, activation=nn.Softplus, dropout: float = 0.0) -> nn.Sequential:
+def mlp(
+    in_features: int,
+    hidden: tuple = (),
+    out_features: int | None = None,
+    activation=nn.Softplus,
+    dropout: float = 0.0,
+) -> nn.Sequential:
     r"""Linear -> activation (-> dropout), for each width in ``hidden``, then an optional last Linear (no activation).
 
     Arguments:

@@ -60,7 +60,9 @@ class RowLSTM(nn.Module):
             rows.append(h)
         return torch.stack(rows, dim=-2)
 
-    def at(self, xbuf: Tensor, hbuf: Tensor, cbuf: Tensor, margin: int, i: int, j: int, e: Tensor | None = None) -> Tensor:
+    def at(
+        self, xbuf: Tensor, hbuf: Tensor, cbuf: Tensor, margin: int, i: int, j: int, e: Tensor | None = None
+    ) -> Tensor:
         r"""The hidden state at (i, j), (B, C); writes h and c there into the buffers.
 
         Arguments:
@@ -70,7 +72,10 @@ class RowLSTM(nn.Module):
         """
         k = self.state_to_state.kernel_size[0] // 2
         above = hbuf[..., margin + i - 1, margin + j - k : margin + j + k + 1]  # (B, C, 2k + 1)
-        gates = self.input_to_state.window(xbuf, margin, (i, i + 1), (j, j + 1))[..., 0, 0] + F.conv1d(above, self.state_to_state.weight, self.state_to_state.bias)[..., 0]
+        gates = (
+            self.input_to_state.window(xbuf, margin, (i, i + 1), (j, j + 1))[..., 0, 0]
+            + F.conv1d(above, self.state_to_state.weight, self.state_to_state.bias)[..., 0]
+        )
         if self.cond is not None and e is not None:
             gates = gates + self.cond(e)
         h, c = _cell(gates, cbuf[..., i, j])
@@ -105,7 +110,16 @@ class RowLSTMStack(nn.Module):
         dropout: dropout on each LSTM's output before the residual sum.
     """
 
-    def __init__(self, in_channels: int, channels: int = 32, layers: int = 2, first_kernel: int = 7, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int = 32,
+        layers: int = 2,
+        first_kernel: int = 7,
+        kernel_size: int = 3,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
         self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
@@ -140,14 +154,26 @@ class _RowCache(RasterCache):
         super().__init__(stack, x, e)
         b, c, m, height, width = x.shape[0], stack.out_channels, self.m, self.height, self.width
         n = len(stack.lstms)
-        self.hs = [x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n + 1)]  # layer inputs (+ output)
+        self.hs = [
+            x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n + 1)
+        ]  # layer inputs (+ output)
         self.states = [x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n)]
         self.cells = [x.new_zeros(b, c, height + 1, width) for _ in range(n)]
 
     def at(self, i: int, j: int) -> Tensor:
         s, m = self.stack, self.m
-        self._put(self.hs[0], i, j, s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e))
+        self._put(
+            self.hs[0],
+            i,
+            j,
+            s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e),
+        )
         for k, (lstm, proj) in enumerate(zip(s.lstms, s.projections)):
             h = lstm.at(self.hs[k], self.states[k], self.cells[k], m, i, j, self.e)  # (B, C)
-            self._put(self.hs[k + 1], i, j, self.hs[k][..., m + i : m + i + 1, m + j : m + j + 1] + proj(h[..., None, None]))
+            self._put(
+                self.hs[k + 1],
+                i,
+                j,
+                self.hs[k][..., m + i : m + i + 1, m + j : m + j + 1] + proj(h[..., None, None]),
+            )
         return self.hs[-1][..., m + i, m + j]

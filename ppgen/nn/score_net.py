@@ -1,6 +1,5 @@
 """A noise-conditional score network s(x, sigma) ~ grad_x log p_sigma(x) for flat or flattened data."""
 
-import torch
 from torch import Tensor, nn
 
 from ppgen.nn.fourier import FourierFeatures
@@ -22,7 +21,8 @@ class NoiseConditionalScoreNet(nn.Module):
         layers: the number of hidden layers.
         fourier: octaves of Fourier input features [sin, cos](2^k pi x), k < fourier (0 for none);
             they let a small MLP resolve modes much narrower than the data's spread.
-        embedding: the size of the sinusoidal embedding of 100 log sigma (the diffusion models' time embedding).
+        embedding: the size of the sinusoidal embedding of 100 log sigma (the diffusion models' time
+            embedding).
 
     Example:
         >>> net = NoiseConditionalScoreNet(2, hidden=16, layers=2)
@@ -58,4 +58,3 @@ class NoiseConditionalScoreNet(nn.Module):
             h = self.act(linear(h) + condition(e))
         g = self.out(h)  # (B, D)
         return (g / sigma.unsqueeze(-1)).reshape(shape)
-

@@ -30,7 +30,9 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
     """
     half = dim // 2
     dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)  # (half,)
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half
+    )  # (half,)
     args = t.to(dtype).unsqueeze(-1) * freqs  # (B, half)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
