@@ -35,6 +35,7 @@ class GenerativeModel(nn.Module):
         conditional: the model accepts labels y, modelling p(x | y).
         objective: the name of the training objective in ``ppgen.inference`` ("elbo", "counting", ...).
         fit_defaults: default ``epochs``, ``batch_size``, ``lr`` for :func:`ppgen.fit`.
+        quick_presets: per data set, the config and fit options of quick mode (see :meth:`quick_preset`).
     """
 
     name: ClassVar[str]
@@ -45,6 +46,21 @@ class GenerativeModel(nn.Module):
     conditional: ClassVar[bool] = False
     objective: ClassVar[str] = "elbo"
     fit_defaults: ClassVar[dict] = {"epochs": 50, "batch_size": 128, "lr": 1e-3}
+    quick_presets: ClassVar[dict] = {}
+
+    @classmethod
+    def quick_preset(cls, data_name: str) -> dict | None:
+        r"""The quick-mode preset for a data set: ``{"config": model kwargs, "fit": ppgen.fit options}``.
+
+        ``quick_presets`` maps a data-set name (or "*" for any other) to such a dict; None means the
+        model has no quick preset for these data (``ppgen compare --quick`` then leaves it out).
+        """
+        preset = cls.quick_presets.get(data_name, cls.quick_presets.get("*"))
+        return (
+            None
+            if preset is None
+            else {"config": dict(preset.get("config", {})), "fit": dict(preset.get("fit", {}))}
+        )
 
     def __init__(self, spec: DataSpec):
         super().__init__()

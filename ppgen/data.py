@@ -128,6 +128,26 @@ class Dataset:
         y = None if self.y is None else self.y[:n]
         return Dataset(self.x[:n], y, self.kind, self.name, self.truth, grey, self.num_classes, self.root)
 
+    def select(self, index: Tensor) -> "Dataset":
+        r"""The examples at ``index`` (a (n,) long tensor), with their labels and grey levels."""
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return Dataset(pick(self.x), pick(self.y), self.kind, self.name, self.truth, pick(self.grey),
+                       self.num_classes, self.root)  # fmt: skip
+
+    def holdout(self, fraction: float = 0.15, seed: int = 0) -> tuple["Dataset", "Dataset"]:
+        r"""(train, validation): a random ``fraction`` of the examples held out, for tuning without the test split.
+
+        Example:
+            >>> fit_part, valid = load("digits", "train").holdout(0.2)
+            >>> len(fit_part), len(valid)
+            (1150, 287)
+        """
+        if not 0 < fraction < 1:
+            raise PPGenError(f"the validation fraction must be in (0, 1), got {fraction!r}")
+        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(self)))
+        n_valid = max(1, round(fraction * len(self)))
+        return self.select(order[n_valid:]), self.select(order[:n_valid])
+
 
 def binarize(grey: Tensor, generator: torch.Generator | None = None) -> Tensor:
     r"""Dynamic binarization: one Bernoulli draw per grey level in [0, 1]."""
