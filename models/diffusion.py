@@ -124,8 +124,8 @@ class DDPM(GenerativeModel):
 
     Data enter the diffusion in a model space (:class:`~ppgen.nn.standardize.Standardize`, shared
     with the score models): binary {0, 1} and grey levels {0, ..., K-1} map to [-1, 1]; continuous
-    data are standardized by statistics of the first training batch (data-dependent initialisation,
-    as Glow's actnorm), and the bound counts the Jacobian.
+    data are standardized by statistics of the training split (set in :meth:`initialize`), and the
+    bound counts the Jacobian.
     The final likelihood p(x_0 | x_1) is a Bernoulli (binary), a discretized Gaussian (grey levels)
     or a Gaussian (continuous) around mu_theta(x_1, 1) with scale sigma_1.
 
@@ -191,15 +191,17 @@ class DDPM(GenerativeModel):
         self.standardize = Standardize(spec)
 
     # --- model space ------------------------------------------------------------------------------
+    def initialize(self, data) -> None:
+        r"""Fits the standardization of continuous data to the training split (once)."""
+        self.standardize.fit(data.x)
+
     def to_model_space(self, x: Tensor) -> Tensor:
-        r"""Data (B, *event_shape) -> the diffusion's x_0; the first training batch sets the standardization."""
-        if self.training:
-            self.standardize.fit(x)
+        r"""Data (B, *event_shape) -> the diffusion's x_0."""
         return self.standardize(x)
 
     def from_model_space(self, z: Tensor) -> Tensor:
         r"""The inverse map, as reals (grey levels unrounded)."""
-        return z * self.standardize.scale + self.standardize.shift
+        return self.standardize.inverse(z, snap=False)
 
     # --- the networks -------------------------------------------------------------------------------
     def eps(self, xt: Tensor, t: Tensor) -> Tensor:

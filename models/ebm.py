@@ -140,8 +140,7 @@ class EBM(ChainSampledModel):
     def quadrature_grid(self) -> tuple[Tensor, float]:
         r"""Midpoints of the quadrature grid in data space, (P^2, 2), and the area of one cell."""
         lo, hi = self.standardize.box(self.margin)
-        lo = lo * self.standardize.scale + self.standardize.shift
-        hi = hi * self.standardize.scale + self.standardize.shift
+        lo, hi = self.standardize.inverse(lo, snap=False), self.standardize.inverse(hi, snap=False)
         p = self.quadrature_points
         axes = [
             lo[i] + (hi[i] - lo[i]) * (torch.arange(p, device=lo.device, dtype=lo.dtype) + 0.5) / p
