@@ -17,9 +17,9 @@ from torch import Tensor
 
 from ppgen.base import GenerativeModel
 from ppgen.errors import PPGenError
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized
 from ppgen.likelihoods.autoregressive import AutoregressiveLikelihood
-from ppgen.models.independent import dimension_names
 
 __all__ = ["AutoregressiveModel", "make_ordering", "ORDERINGS"]
 
@@ -143,22 +143,6 @@ class AutoregressiveModel(GenerativeModel):
         r"""Labels (B,) long -> one-hot (B, num_classes) in the model's dtype."""
         return F.one_hot(y, self.num_classes).to(self.dtype)
 
-    def check_labels(self, y: Tensor | None, n: int) -> Tensor | None:
-        r"""The labels a conditional model needs, validated: (n,) long in [0, num_classes); None for unconditional models."""
-        if not self.conditional:
-            return None
-        if y is None:
-            raise PPGenError(f"{self.name} is conditional: expected labels y of shape ({n},)")
-        y = torch.as_tensor(y, device=self.device)
-        if y.shape != (n,) or (y.is_floating_point() and not (y == y.round()).all()):
-            raise PPGenError(
-                f"{self.name}: expected integer labels y of shape ({n},), got shape {tuple(y.shape)}"
-            )
-        y = y.long()
-        if ((y < 0) | (y >= self.num_classes)).any():
-            raise PPGenError(f"{self.name}: labels must lie in [0, {self.num_classes})")
-        return y
-
     # --- the Pyro program and the density -------------------------------------------------------
     def likelihood(self, y: Tensor | None = None, n: int = 1) -> AutoregressiveLikelihood:
         r"""The model as a Pyro distribution over a batch of n examples (labels y (n,) for conditional models)."""
@@ -201,18 +185,13 @@ class AutoregressiveModel(GenerativeModel):
             flat[:, d] = torch.where(todo, draw, flat[:, d])
         return x
 
-    def _labels_for_sampling(self, n: int, y: Tensor | None) -> Tensor | None:
-        if self.conditional and y is None:
-            return torch.randint(self.num_classes, (n,), device=self.device)
-        return self.check_labels(y, n)
-
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
         r"""n samples (n, *event_shape), drawn sequentially in :meth:`ordering`.
 
         Conditional models draw from p(x | y); without y, the labels are drawn uniformly.
         """
-        y = self._labels_for_sampling(n, y)
+        y = self.labels_or_uniform(n, y)
         x = torch.zeros(n, *self.spec.event_shape, device=self.device, dtype=self.dtype)
         observed = torch.zeros(n, self.spec.dim, dtype=torch.bool, device=self.device)
         return self.sequential(x, observed, y)
@@ -260,7 +239,7 @@ class AutoregressiveModel(GenerativeModel):
     # --- structure ------------------------------------------------------------------------------
     def graph(self) -> nx.DiGraph:
         r"""The chain-rule DAG under the ordering: an edge x_j -> x_i for every j in ``dependencies()[i]``."""
-        names = dimension_names(self.spec)
+        names = variable_names(self.spec.dim)
         g = nx.DiGraph()
         g.add_nodes_from(names)
         for i, parents in self.dependencies().items():

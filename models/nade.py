@@ -115,7 +115,7 @@ class RunningActivationModel(AutoregressiveModel):
 
         Samples come from the model without dropout, whatever ``self.training`` says.
         """
-        y = self._labels_for_sampling(n, y)
+        y = self.labels_or_uniform(n, y)
         a = self.initial_activation(n, y).clone()  # (n, H)
         x = torch.zeros(n, self.spec.dim, device=self.device, dtype=self.dtype)
         for t, d in enumerate(self.order.tolist()):

@@ -123,7 +123,7 @@ class PixelModel(AutoregressiveModel):
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None, cached: bool = True) -> Tensor:
         r"""n samples (n, 1, H, W); ``cached=False`` runs the naive full-recompute sampler."""
-        y = self._labels_for_sampling(n, y)
+        y = self.labels_or_uniform(n, y)
         x = torch.zeros(n, *self.spec.event_shape, device=self.device, dtype=self.dtype)
         observed = torch.zeros(n, self.spec.dim, dtype=torch.bool, device=self.device)
         return self.sequential(x, observed, y, cached=cached)

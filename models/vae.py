@@ -28,9 +28,9 @@ from torch import Tensor, nn
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
 from ppgen.estimators.importance import ImportanceWeightedELBO, elbo_estimate, log_marginal
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized, factorized_params_shape
 from ppgen.likelihoods.vamp_prior import VampPrior
-from ppgen.models.independent import dimension_names
 from ppgen.nn.mlp import mlp
 
 __all__ = ["VAE", "IWAE", "CVAE", "IAFVAE"]
@@ -230,36 +230,30 @@ class VAE(GenerativeModel):
         )
 
     # --- densities, samples, latent space -------------------------------------------------------------
-    def check_labels(self, x: Tensor, y: Tensor | None) -> Tensor | None:
-        return y
-
     def log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None) -> Tensor:
         r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``) draws: <= log p(x)."""
         x = self.check_input(x)
-        y = self.check_labels(x, y)
+        y = self.check_labels(y, x.shape[0])
         return elbo_estimate(self.model, self.guide, x, y, num_samples=num_samples or self.elbo_samples)
 
     @torch.no_grad()
     def estimate_log_prob(self, x: Tensor, num_samples: int = 1000, y: Tensor | None = None) -> Tensor:
         r"""The IWAE-K estimate of log p(x), (B,) nats, with K = ``num_samples`` guide draws (batched)."""
         x = self.check_input(x)
-        y = self.check_labels(x, y)
+        y = self.check_labels(y, x.shape[0])
         return log_marginal(self.model, self.guide, x, y, num_samples=num_samples)
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
         z = self.prior().sample((n,))
         return (
-            self.likelihood(z, self.sample_labels(n, y)).sample().to(z.dtype)
+            self.likelihood(z, self.labels_or_uniform(n, y)).sample().to(z.dtype)
         )  # categorical draws are integers
-
-    def sample_labels(self, n: int, y: Tensor | None) -> Tensor | None:
-        return y
 
     @torch.no_grad()
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r"""The guide's mean E_q[z | x], (B, L)."""
-        return self.posterior_params(self.check_input(x), self.check_labels(x, y))["loc"]
+        return self.posterior_params(self.check_input(x), self.check_labels(y, x.shape[0]))["loc"]
 
     @torch.no_grad()
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -275,7 +269,7 @@ class VAE(GenerativeModel):
     def graph(self) -> nx.DiGraph:
         g = nx.DiGraph()
         g.add_node("z")
-        g.add_edges_from(("z", v) for v in dimension_names(self.spec))
+        g.add_edges_from(("z", v) for v in variable_names(self.spec.dim))
         return g
 
 
@@ -345,25 +339,9 @@ class CVAE(VAE):
         onehot = nn.functional.one_hot(y.long(), self.spec.num_classes).to(self.prior_loc.dtype)  # (B, C)
         return onehot.expand(*batch_shape, onehot.shape[-1])
 
-    def check_labels(self, x, y):
-        c = self.spec.num_classes
-        if y is None or y.shape != x.shape[:1] or ((y < 0) | (y >= c)).any():
-            got = None if y is None else tuple(y.shape)
-            raise PPGenError(
-                f"cvae needs labels y of shape ({x.shape[0]},) with integers in [0, {c}); got {got}"
-            )
-        return y
-
-    def sample_labels(self, n, y):
-        if y is None:
-            return torch.randint(self.spec.num_classes, (n,), device=self.prior_loc.device)
-        if y.shape != (n,):
-            raise PPGenError(f"cvae.sample: expected y of shape ({n},), got {tuple(y.shape)}")
-        return y
-
     def graph(self):
         g = super().graph()
-        g.add_edges_from(("y", v) for v in dimension_names(self.spec))
+        g.add_edges_from(("y", v) for v in variable_names(self.spec.dim))
         return g
 
 
@@ -410,5 +388,5 @@ class IAFVAE(VAE):
     @torch.no_grad()
     def encode(self, x, y=None, num_samples: int = 64):
         r"""The guide's mean E_q[z | x] by Monte Carlo over ``num_samples`` draws, (B, L)."""
-        q = self.posterior(self.check_input(x), self.check_labels(x, y))
+        q = self.posterior(self.check_input(x), self.check_labels(y, x.shape[0]))
         return q.sample((num_samples,)).mean(0)

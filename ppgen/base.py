@@ -34,7 +34,9 @@ class GenerativeModel(nn.Module):
         images_only: the model needs image data, event_shape (C, H, W).
         conditional: the model accepts labels y, modelling p(x | y).
         objective: the name of the training objective in ``ppgen.inference`` ("elbo", "counting", ...).
-        fit_defaults: default ``epochs``, ``batch_size``, ``lr`` for :func:`ppgen.fit`.
+        latent_site: the latent sample site that posterior analysis reads (None: no latent posterior).
+        fit_defaults: defaults of :func:`ppgen.fit`'s options (``epochs``, ``batch_size``, ``lr``,
+            ``ema_decay``) and of the objective's (e.g. ``lr_decay``, ``clip_norm``, ``d_steps``).
         quick_presets: per data set, the config and fit options of quick mode (see :meth:`quick_preset`).
     """
 
@@ -45,6 +47,7 @@ class GenerativeModel(nn.Module):
     images_only: ClassVar[bool] = False
     conditional: ClassVar[bool] = False
     objective: ClassVar[str] = "elbo"
+    latent_site: ClassVar[str | None] = None
     fit_defaults: ClassVar[dict] = {"epochs": 50, "batch_size": 128, "lr": 1e-3}
     quick_presets: ClassVar[dict] = {}
 

@@ -3,6 +3,7 @@
 from torch import Tensor, nn
 
 from ppgen.nn.fourier import FourierFeatures
+from ppgen.nn.mlp import mlp
 
 __all__ = ["EnergyNet"]
 
@@ -45,11 +46,7 @@ class EnergyNet(nn.Module):
     ):
         super().__init__()
         self.features = FourierFeatures(fourier)
-        sizes = [self.features.out_features(dim)] + [hidden] * layers
-        blocks = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            blocks += [nn.Linear(a, b), nn.SiLU()]
-        self.net = nn.Sequential(*blocks, nn.Linear(hidden, 1))
+        self.net = mlp(self.features.out_features(dim), (hidden,) * layers, 1, nn.SiLU)
         self.tau = tau
         self.scale = scale
 
