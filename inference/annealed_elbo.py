@@ -80,7 +80,8 @@ class AnnealedELBOObjective(ELBOObjective):
         return logs
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "noise": {"data_noise": self.data_noise, "noise_scale": self.noise_scale}}
+        noise = {"data_noise": self.data_noise, "noise_scale": self.noise_scale}
+        return {**super().state_dict(), "noise": noise}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)

@@ -46,9 +46,12 @@ def resolve_options(model, defaults: dict, given: dict, also=()) -> dict:
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         valid = ", ".join(sorted({*defaults, *also}))
-        raise PPGenError(f"unknown option {', '.join(map(repr, unknown))} for {model.name}; valid options: {valid}")
+        names = ", ".join(map(repr, unknown))
+        raise PPGenError(f"unknown option {names} for {model.name}; valid options: {valid}")
     model_defaults = type(model).fit_defaults
-    return {k: given[k] if given.get(k) is not None else model_defaults.get(k, v) for k, v in defaults.items()}
+    return {
+        k: given[k] if given.get(k) is not None else model_defaults.get(k, v) for k, v in defaults.items()
+    }
 
 
 class Objective:

@@ -123,7 +123,10 @@ def fit(
                 logs = objective.step(x, y)
                 if not math.isfinite(logs["loss"]):
                     model.load_state_dict(last_good)
-                    result.stopped = f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
+                    result.stopped = (
+                        f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; "
+                        f"restored the model of epoch {epoch}"
+                    )
                     error = NonFiniteLossError(result.stopped)
                     error.model = model
                     raise error

@@ -1,4 +1,4 @@
-"""The autoregressive family's base: the chain rule p(x) = prod_i p(x_i | x_<i) with shared-parameter conditionals.
+"""The autoregressive family's base: the chain rule p(x) = prod_i p(x_i | x_<i) with shared conditionals.
 
 A subclass writes one parallel (teacher-forced) pass, :meth:`AutoregressiveModel.conditionals`, that
 returns the parameters of every conditional; the base turns it into the Pyro program, the exact
@@ -45,7 +45,7 @@ def make_ordering(name: str, dim: int, seed: int = 0) -> Tensor:
 
 
 class AutoregressiveModel(GenerativeModel):
-    r"""The chain rule with one parallel pass for every conditional: the base of FVSBN, NADE, MADE, PixelCNN, ...
+    r"""The chain rule, one parallel pass for every conditional: the base of FVSBN, NADE, MADE, PixelCNN...
 
     Subclasses implement :meth:`conditionals` and, where they differ from the defaults,
     :meth:`ordering`, :meth:`likelihood_from` and :meth:`dependencies`; they may override
@@ -112,11 +112,13 @@ class AutoregressiveModel(GenerativeModel):
         return torch.arange(self.spec.dim, device=self.device)
 
     def likelihood_from(self, params: Tensor) -> pyro.distributions.TorchDistribution:
-        r"""The product over dimensions of the conditionals that ``params`` parameterize (event shape ``spec.event_shape``)."""
+        r"""The product over dimensions of the conditionals that ``params`` parameterize (event shape
+        ``spec.event_shape``)."""
         return factorized(self.spec, params)
 
     def dependencies(self) -> dict[int, set[int]]:
-        r"""Flat index -> the flat indices its conditional may depend on (default: all earlier in :meth:`ordering`)."""
+        r"""Flat index -> the flat indices its conditional may depend on (default: all earlier in
+        :meth:`ordering`)."""
         deps, seen = {}, set()
         for i in self.ordering().tolist():
             deps[i] = set(seen)
@@ -145,7 +147,7 @@ class AutoregressiveModel(GenerativeModel):
 
     # --- the Pyro program and the density -------------------------------------------------------
     def likelihood(self, y: Tensor | None = None, n: int = 1) -> AutoregressiveLikelihood:
-        r"""The model as a Pyro distribution over a batch of n examples (labels y (n,) for conditional models)."""
+        r"""The model as a Pyro distribution over a batch of n examples (labels y (n,) if conditional)."""
         return AutoregressiveLikelihood(self, y, (n,))
 
     def model(self, x: Tensor | None = None, y: Tensor | None = None):
@@ -198,7 +200,7 @@ class AutoregressiveModel(GenerativeModel):
 
     @torch.no_grad()
     def complete(self, x: Tensor, observed_mask: Tensor, y: Tensor | None = None) -> Tensor:
-        r"""Samples the unobserved dimensions of x given the observed ones, e.g. inpaints the lower half of a digit.
+        r"""Samples the unobserved dimensions of x given the observed ones, e.g. inpaints half a digit.
 
         The draw is from the exact conditional p(x_unobserved | x_observed) because the observed
         dimensions must come first in :meth:`ordering` (row by row); other masks raise, since the
@@ -223,7 +225,8 @@ class AutoregressiveModel(GenerativeModel):
             or mask.ndim not in (len(shape), len(shape) + 1)
         ):
             raise PPGenError(
-                f"{self.name}: expected a bool observed_mask of shape {shape} or (B, *{shape}), got {mask.dtype} {tuple(mask.shape)}"
+                f"{self.name}: expected a bool observed_mask of shape {shape} or (B, *{shape}), "
+                f"got {mask.dtype} {tuple(mask.shape)}"
             )
         mask = mask.expand_as(x)
         x = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device)).to(self.device, self.dtype)
@@ -232,7 +235,8 @@ class AutoregressiveModel(GenerativeModel):
         in_order = observed[:, self.ordering()].to(torch.int8)
         if (in_order[:, 1:] > in_order[:, :-1]).any():
             raise PPGenError(
-                f"{self.name}: the observed dimensions must come first in the model's ordering (a prefix of ordering()); got a mask that observes a later dimension but not an earlier one"
+                f"{self.name}: the observed dimensions must come first in the model's ordering (a prefix "
+                "of ordering()); got a mask that observes a later dimension but not an earlier one"
             )
         return self.sequential(x, observed, self.check_labels(y, x.shape[0]))
 

@@ -129,7 +129,8 @@ class EBM(ChainSampledModel):
         return -self.energy(self.check_input(x))
 
     def score(self, x: Tensor, sigma: float | None = None) -> Tensor:
-        r"""-grad_x E(x) in data space, (B, *event_shape); ``sigma`` is ignored (an EBM has one noise level: none)."""
+        r"""-grad_x E(x) in data space, (B, *event_shape); ``sigma`` is ignored (an EBM has no noise
+        level)."""
         return -energy_gradient(self.energy, x)
 
     # --- the partition function ---------------------------------------------------------------
@@ -152,10 +153,12 @@ class EBM(ChainSampledModel):
 
     @torch.no_grad()
     def log_partition(self) -> float:
-        r"""log Z = log of the integral of exp(-E) over the quadrature box (2-D continuous data), cached until parameters change."""
+        r"""log Z = log of the integral of exp(-E) over the quadrature box (2-D continuous data), cached
+        until the parameters change."""
         if not self.has_quadrature:
             raise PPGenError(
-                f"{self.name}: log Z by quadrature needs fitted 2-D continuous data, not {self.spec.kind} {self.spec.event_shape}"
+                f"{self.name}: log Z by quadrature needs fitted 2-D continuous data, "
+                f"not {self.spec.kind} {self.spec.event_shape}"
             )
         key = (
             tuple(t._version for t in self.state_dict(keep_vars=True).values()),

@@ -1,4 +1,4 @@
-"""Normalizing flows on vectors: RealNVP, MAF, neural spline flows and planar flows, built from Pyro transforms.
+"""Normalizing flows on vectors: RealNVP, MAF, neural spline and planar flows, built from Pyro transforms.
 
 A flow is an invertible map f from data x to a standard normal base z, and the change of variables
 gives the exact density, log p(x) = log N(f(x); 0, I) + log|det df/dx|. Every model here is the Pyro
@@ -37,7 +37,7 @@ __all__ = ["VectorFlow", "RealNVP", "MAF", "NSF", "PlanarFlow"]
 
 
 class VectorFlow(GenerativeModel):
-    r"""The shared flow model on vectors (N, D): x = f^{-1}(z), z ~ N(0, I), f = step_L o ... o step_1 o actnorm.
+    r"""The flow model on vectors (N, D): x = f^{-1}(z), z ~ N(0, I), f = step_L o ... o step_1 o actnorm.
 
     Subclasses define :meth:`make_step` (one step, forward map data -> base, or its conditional
     version) and set ``fit_defaults``. Everything else (the Pyro program, ``log_prob``, ``sample``,
@@ -60,7 +60,8 @@ class VectorFlow(GenerativeModel):
         super().__init__(spec)
         if len(spec.event_shape) != 1:
             raise PPGenError(
-                f"{self.name}: expected vector data of event shape (D,), got {tuple(spec.event_shape)}; flatten images or use 'glow'"
+                f"{self.name}: expected vector data of event shape (D,), got {tuple(spec.event_shape)}; "
+                "flatten images or use 'glow'"
             )
         self.dim = int(spec.event_shape[0])
         if self.dim < self.min_dim:
@@ -117,7 +118,7 @@ class VectorFlow(GenerativeModel):
         return self.flow(self.context(self.labels_or_uniform(n, y), n)).sample((n,))
 
     def graph(self):
-        r"""z -> x: every coordinate of x depends on every base coordinate (the map is dense after two steps)."""
+        r"""z -> x: every coordinate of x depends on every base coordinate (dense after two steps)."""
         g = nx.DiGraph()
         zs, xs = [f"z{i}" for i in range(self.dim)], [f"x{i}" for i in range(self.dim)]
         g.add_edges_from((z, x) for z in zs for x in xs)

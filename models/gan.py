@@ -38,7 +38,7 @@ LOSSES = ("minimax", "non-saturating", "wasserstein-gp")
 
 @register
 class GAN(GenerativeModel):
-    r"""A generator x = G(z), z ~ N(0, I), and a discriminator D(x) = sigmoid(logit), played as a minimax game.
+    r"""A generator x = G(z), z ~ N(0, I), and a discriminator D(x) = sigmoid(logit) in a minimax game.
 
     The variants (``wgan-gp``, ``dcgan``) change only class-level defaults: the loss, the networks and
     the training options that :class:`~ppgen.inference.adversarial.AdversarialObjective` reads from
@@ -191,14 +191,16 @@ class GAN(GenerativeModel):
             return pyro.deterministic("x", self.generate(z, y), event_dim=len(self.spec.event_shape))
 
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
-        r"""n samples (n, *event_shape) in the data's support; y: (n,) labels or one label for conditional models."""
+        r"""n samples (n, *event_shape) in the data's support; y: (n,) labels or one label (conditional
+        models)."""
         with torch.no_grad():
             return self.model(n=n, y=y).detach()
 
     # --- no density --------------------------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         raise PPGenError(
-            f"{self.name} has an implicit density: it only samples, log_prob is undefined; use sample-based metrics"
+            f"{self.name} has an implicit density: it only samples, log_prob is undefined; "
+            "use sample-based metrics"
         )
 
     def evaluation_log_prob(self, x, y=None, num_samples: int = 1000):
@@ -249,7 +251,7 @@ class WGANGP(GAN):
 
 @register
 class DCGAN(GAN):
-    r"""The deep convolutional GAN of Radford et al. for images (digits, MNIST); non-saturating loss by default."""
+    r"""The deep convolutional GAN of Radford et al. for images (digits, MNIST); non-saturating loss."""
 
     name = "dcgan"
     images_only = True
@@ -267,7 +269,7 @@ class DCGAN(GAN):
 
 
 def fixed_affine_gan(data, loc: float, scale: float, **config) -> GAN:
-    r"""A `gan` on 1-D continuous data whose generator is fixed to G(z) = scale z + loc, so p_g = N(loc, scale^2).
+    r"""A `gan` on 1-D continuous data with its generator fixed to G(z) = scale z + loc: N(loc, scale^2).
 
     The data enter the discriminator unstandardised, so D sees p_data and p_g as they are: the setting
     in which the optimal discriminator D*(x) = p_data / (p_data + p_g) and the game value are known.

@@ -1,4 +1,5 @@
-"""PixelCNN and Gated PixelCNN: the chain rule over pixels in raster order, every conditional from one masked-convolution pass.
+"""PixelCNN and Gated PixelCNN: the chain rule over pixels in raster order, every conditional from one
+masked-convolution pass.
 
 Both are variants of one implementation, :class:`PixelModel`: the image's levels are one-hot
 features, a causal body (a :mod:`ppgen.nn.masked_conv` stack, or a Row LSTM in

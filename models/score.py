@@ -83,7 +83,7 @@ class ChainSampledModel(GenerativeModel):
 
     @torch.no_grad()
     def sample_chain(self, n: int, steps) -> dict[int, Tensor]:
-        r"""Snapshots of n chains at the given steps (0 = the start, up to ``num_sampling_steps``), in data space.
+        r"""Snapshots of n chains at the given steps (0: the start, ..., ``num_sampling_steps``), as data.
 
         Discrete data are shown unrounded (clamped to the level range), so the chain's progress is visible.
         """
@@ -180,7 +180,8 @@ class SMLD(ChainSampledModel):
         return self.net(u, sigma)
 
     def score(self, x: Tensor, sigma: float | None = None) -> Tensor:
-        r"""grad_x log p_sigma(x) in data space, sigma in data units (default: the smallest level). x: (B, *event_shape)."""
+        r"""grad_x log p_sigma(x) in data space, sigma in data units (default: the smallest level).
+        x: (B, *event_shape)."""
         scale = self.standardize.scale
         s = (
             self.sigmas[-1]

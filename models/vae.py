@@ -1,4 +1,4 @@
-"""Variational autoencoders: a latent Gaussian z, a decoder p(x | z) of the data kind, an amortized guide q(z | x).
+"""Variational autoencoders: a latent Gaussian z, a decoder p(x | z) of the data kind, an amortized q(z | x).
 
 One base class, :class:`VAE`, holds the Pyro model and guide, with the VampPrior (a mixture of the guide's
 posteriors at learned pseudo-inputs, the default) or N(0, I) as the prior; the variants change one thing each:
@@ -99,7 +99,8 @@ class VAE(GenerativeModel):
         latent_dim = latent_dim if latent_dim is not None else self.default_latent_dim
         if latent_dim < 1 or any(h < 1 for h in hidden):
             raise PPGenError(
-                f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}"
+                f"{self.name}: latent_dim and hidden widths must be positive, "
+                f"got {latent_dim} and {tuple(hidden)}"
             )
         if not 0 <= dropout < 1:
             raise PPGenError(f"{self.name}: dropout must be in [0, 1), got {dropout}")
@@ -116,7 +117,8 @@ class VAE(GenerativeModel):
             )
         if prior == "vamp" and self.conditional:
             raise PPGenError(
-                f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; use prior='standard'"
+                f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; "
+                "use prior='standard'"
             )
         if prior == "vamp" and pseudo_inputs < 1:
             raise PPGenError(f"{self.name}: the VampPrior needs pseudo_inputs >= 1, got {pseudo_inputs}")
@@ -161,11 +163,12 @@ class VAE(GenerativeModel):
         return flat if not k else 2 * flat / (k - 1) - 1
 
     def posterior_params(self, x: Tensor, y: Tensor | None = None) -> dict:
-        r"""The guide's local parameters for each example: ``loc``, ``scale`` (B, L) and ``features`` (B, H)."""
+        r"""The guide's parameters for each example: ``loc``, ``scale`` (B, L) and ``features`` (B, H)."""
         return self.encoded_params(self.encoder_input(x), y)
 
     def encoded_params(self, inputs: Tensor, y: Tensor | None = None) -> dict:
-        r"""As :meth:`posterior_params`, from the encoder's inputs (B, D) (the VampPrior's pseudo-inputs are such)."""
+        r"""As :meth:`posterior_params`, from the encoder's inputs (B, D) (such as the VampPrior's
+        pseudo-inputs)."""
         h = self.features(self._with_context(inputs, y))
         loc, pre_scale = self.to_posterior(h).chunk(2, dim=-1)
         return {"loc": loc, "scale": nn.functional.softplus(pre_scale) + 1e-5, "features": h}
@@ -231,7 +234,8 @@ class VAE(GenerativeModel):
 
     # --- densities, samples, latent space -------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None) -> Tensor:
-        r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``) draws: <= log p(x)."""
+        r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``)
+        draws: <= log p(x)."""
         x = self.check_input(x)
         y = self.check_labels(y, x.shape[0])
         return elbo_estimate(self.model, self.guide, x, y, num_samples=num_samples or self.elbo_samples)
@@ -257,7 +261,7 @@ class VAE(GenerativeModel):
 
     @torch.no_grad()
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or Normal locations."""
+        r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or locations."""
         params = self.decoder_params(z, y)
         if self.spec.kind == "binary":
             return torch.sigmoid(params)

@@ -98,7 +98,7 @@ class GenerativeModel(nn.Module):
     def evaluation_log_prob(
         self, x: Tensor, y: Tensor | None = None, num_samples: int = 1000
     ) -> tuple[Tensor, str] | None:
-        r"""The test log-likelihood that gets reported, and its kind ("exact", "iwae-K", "elbo", "dequantized", ...).
+        r"""The test log-likelihood that gets reported, and its kind ("exact", "iwae-K", "elbo", ...).
 
         Returns None where the model has no density to report (implicit, or unnormalized without a partition
         function).
@@ -178,7 +178,8 @@ class GenerativeModel(nn.Module):
         integral = not y.is_floating_point() or bool((y == y.round()).all())
         if y.shape != (n,) or not integral or bool(((y < 0) | (y >= k)).any()):
             raise PPGenError(
-                f"{self.name}: expected integer labels y in [0, {k}) of shape ({n},), got shape {tuple(y.shape)}"
+                f"{self.name}: expected integer labels y in [0, {k}) of shape ({n},), "
+                f"got shape {tuple(y.shape)}"
             )
         return y.long()
 

@@ -9,7 +9,7 @@ __all__ = ["EnergyNet"]
 
 
 class EnergyNet(nn.Module):
-    r"""E_theta(x) = scale * f_theta(x) + |x|^2 / (2 tau^2): an MLP with SiLU activations plus a weak confinement.
+    r"""E_theta(x) = scale * f_theta(x) + |x|^2 / (2 tau^2): a SiLU MLP plus a weak confinement.
 
     SiLU keeps E smooth, so that grad_x E (the negative score that SGLD follows) is continuous. The
     quadratic term with a wide ``tau`` makes exp(-E) integrable on all of R^D whatever the network

@@ -136,7 +136,8 @@ def conv_generator(
     num_classes: int | None = None,
     embed_dim: int = 16,
 ) -> Generator:
-    r"""The DCGAN generator: linear to (2c, H/4, W/4), two stride-2 transposed convolutions, crop to (C, H, W).
+    r"""The DCGAN generator: linear to (2c, H/4, W/4), two stride-2 transposed convolutions, crop to
+    (C, H, W).
 
     No batch norm: samples then do not depend on the batch or on train/eval mode.
 

@@ -185,7 +185,8 @@ class MaskedResidualBlock(nn.Module):
         return self._tail(self.conv(F.elu(h)), h, e)
 
     def at(self, buf: Tensor, act: Tensor, margin: int, i: int, j: int, e: Tensor | None = None) -> Tensor:
-        r"""The output at pixel (i, j), (B, C, 1, 1), from the padded input buffer and its elu (elu(0) = 0 keeps the margin zero)."""
+        r"""The output at pixel (i, j), (B, C, 1, 1), from the padded input buffer and its elu
+        (elu(0) = 0 keeps the margin zero)."""
         a = self.conv.window(act, margin, (i, i + 1), (j, j + 1))
         return self._tail(a, buf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
 
@@ -252,7 +253,8 @@ class GatedBlock(nn.Module):
     def horizontal_at(
         self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None
     ) -> Tensor:
-        r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at (i - 1, j) (zeros on row 0)."""
+        r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at
+        (i - 1, j) (zeros on row 0)."""
         hp = self.h_conv.window(hbuf, margin, (i, i + 1), (j, j + 1)) + self.v_to_h(vp_above)
         return self._horizontal(hp, hbuf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
 
@@ -331,7 +333,7 @@ class PixelCNNStack(nn.Module):
         return max([self.first.margin] + [b.conv.margin for b in self.blocks])
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
-        r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
+        r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) sees earlier pixels only."""
         h = self.first(x) + condition_bias(self.first_cond, e)
         for block in self.blocks:
             h = block(h, e)
@@ -344,7 +346,7 @@ class PixelCNNStack(nn.Module):
         return r
 
     def cache(self, x: Tensor, e: Tensor | None = None) -> "_PlainCache":
-        r"""A cache for raster-order sampling from the image features x (B, C_in, H, W) (zeros where unknown)."""
+        r"""A cache for raster-order sampling from image features x (B, C_in, H, W) (zeros where unknown)."""
         return _PlainCache(self, x, e)
 
 
@@ -357,7 +359,8 @@ class _PlainCache(RasterCache):
         self.acts = [x.new_zeros(size) for _ in range(len(stack.blocks))]  # and their elu
 
     def at(self, i: int, j: int) -> Tensor:
-        r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; needs every pixel before (i, j) set."""
+        r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; every pixel before
+        (i, j) must be set."""
         s, m = self.stack, self.m
         h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(
             s.first_cond, self.e

@@ -51,7 +51,7 @@ class RowLSTM(nn.Module):
         return max(self.input_to_state.margin, self.state_to_state.padding[0], 1)
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
-        r"""x: (B, C_in, H, W), e: (B, E) or None -> hidden states (B, C, H, W); a loop over the H rows only."""
+        r"""x: (B, C_in, H, W), e: (B, E) or None -> hidden states (B, C, H, W); loops over the H rows."""
         gates = self.input_to_state(x) + condition_bias(self.cond, e)  # (B, 4C, H, W)
         h = c = x.new_zeros(x.shape[0], self.channels, x.shape[-1])  # (B, C, W)
         rows = []

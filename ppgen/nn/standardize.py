@@ -55,7 +55,7 @@ class Standardize(nn.Module):
 
     @torch.no_grad()
     def fit(self, x: Tensor) -> None:
-        r"""Sets shift/scale from ``x`` (N, *event_shape) the first time (continuous data), and widens lo/hi."""
+        r"""Sets shift/scale from ``x`` (N, *event_shape) the first time (continuous data); widens lo/hi."""
         x = x.to(self.shift)
         if not bool(self.ready):
             var = x.var(0, unbiased=False)
