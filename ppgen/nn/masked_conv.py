@@ -29,6 +29,7 @@ __all__ = [
     "MaskedResidualBlock",
     "GatedBlock",
     "RasterCache",
+    "RasterStack",
     "PixelCNNStack",
     "GatedPixelCNNStack",
 ]
@@ -294,7 +295,29 @@ class RasterCache:
         buf[..., self.m + i : self.m + i + 1, self.m + j : self.m + j + 1] = value
 
 
-class PixelCNNStack(nn.Module):
+class RasterStack(nn.Module):
+    r"""What the PixelCNN and PixelRNN bodies share: the first, type-A masked convolution of the image
+    features (with the conditioning bias of e), which later layers refine.
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        channels: C, the output width.
+        first_kernel: the size of the type-A kernel.
+        embed_dim: the size of a conditioning vector, or None.
+    """
+
+    def __init__(self, in_channels: int, channels: int, first_kernel: int, embed_dim: int | None):
+        super().__init__()
+        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
+        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        self.out_channels = channels
+
+    def first_layer(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W) -> (B, C, H, W), the type-A convolution plus the conditioning bias."""
+        return self.first(x) + condition_bias(self.first_cond, e)
+
+
+class PixelCNNStack(RasterStack):
     r"""The plain PixelCNN body: a type-A k0 x k0 masked convolution, then residual type-B blocks.
 
     Its receptive field has the blind spot of stacked raster masks: pixels above and to the right,
@@ -320,13 +343,10 @@ class PixelCNNStack(nn.Module):
         embed_dim: int | None = None,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
-        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        super().__init__(in_channels, channels, first_kernel, embed_dim)
         self.blocks = nn.ModuleList(
             MaskedResidualBlock(channels, kernel_size, embed_dim, dropout) for _ in range(layers)
         )
-        self.out_channels = channels
 
     @property
     def margin(self) -> int:
@@ -334,7 +354,7 @@ class PixelCNNStack(nn.Module):
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
         r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) sees earlier pixels only."""
-        h = self.first(x) + condition_bias(self.first_cond, e)
+        h = self.first_layer(x, e)
         for block in self.blocks:
             h = block(h, e)
         return h
