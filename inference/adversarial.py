@@ -88,64 +88,60 @@ def gradient_penalty(critic, real: Tensor, fake: Tensor, y: Tensor | None = None
 class AdversarialObjective(Objective):
     r"""Two Adam optimizers, "discriminator" and "generator", playing the model's ``loss``.
 
-    Defaults come from the model's ``adversarial_defaults``; options override them.
-
-    Options:
-        d_steps: discriminator steps per generator step.
-        gp_weight: lambda of the gradient penalty (wasserstein-gp).
-        betas: Adam's betas for both players.
-        d_lr: the discriminator's learning rate (default ``lr`` times the model's ``d_lr_scale``, else
-            ``lr``).
-        lr_decay: multiply both learning rates by this after each epoch (default the model's, else 1).
-        train_generator: False freezes G (e.g. to fit D to a fixed p_g).
-        clip_norm: clip both players' gradient norms.
-        check_every: measure coverage every this many epochs (0: never).
-        modes: (K, D) known mode centres for the VEEGAN coverage check; with ``mode_std``.
-        mode_std: the modes' standard deviation.
-        collapse_drop: warn when coverage falls this much (absolute) below its best so far.
-        n_check: samples (and remembered real examples) for the coverage check.
+    Options (each defaults to the model's ``fit_defaults`` entry of the same name, else the value shown):
+        d_steps: discriminator steps per generator step (1).
+        gp_weight: lambda of the gradient penalty (wasserstein-gp) (0).
+        betas: Adam's betas for both players ((0.5, 0.999)).
+        d_lr: the discriminator's learning rate (None: ``lr`` times ``d_lr_scale``).
+        d_lr_scale: see ``d_lr`` (1).
+        lr_decay: multiply both learning rates by this after each epoch (1).
+        train_generator: False freezes G (e.g. to fit D to a fixed p_g) (True).
+        clip_norm: clip both players' gradient norms (None).
+        check_every: measure coverage every this many epochs (0: never) (5).
+        modes: (K, D) known mode centres for the VEEGAN coverage check; with ``mode_std`` (None).
+        mode_std: the modes' standard deviation (None).
+        collapse_drop: warn when coverage falls this much (absolute) below its best so far (0.25).
+        n_check: samples (and remembered real examples) for the coverage check (2500).
     """
 
-    def __init__(
-        self,
-        model,
-        lr: float,
-        d_steps: int | None = None,
-        gp_weight: float | None = None,
-        betas: tuple | None = None,
-        d_lr: float | None = None,
-        lr_decay: float | None = None,
-        train_generator: bool = True,
-        clip_norm: float | None = None,
-        check_every: int = 5,
-        modes: Tensor | None = None,
-        mode_std: float | None = None,
-        collapse_drop: float = 0.25,
-        n_check: int = 2500,
-        **options,
-    ):
+    defaults = {
+        **Objective.defaults,
+        "d_steps": 1,
+        "gp_weight": 0.0,
+        "betas": (0.5, 0.999),
+        "d_lr": None,
+        "d_lr_scale": 1.0,
+        "train_generator": True,
+        "clip_norm": None,
+        "check_every": 5,
+        "modes": None,
+        "mode_std": None,
+        "collapse_drop": 0.25,
+        "n_check": 2500,
+    }
+
+    def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)
-        defaults = getattr(model, "adversarial_defaults", {})
+        o = self.options
         self.loss = model.loss
-        self.d_steps = int(d_steps if d_steps is not None else defaults.get("d_steps", 1))
-        self.gp_weight = float(gp_weight if gp_weight is not None else defaults.get("gp_weight", 0.0))
-        betas = tuple(betas if betas is not None else defaults.get("betas", (0.5, 0.999)))
+        self.d_steps = int(o["d_steps"])
+        self.gp_weight = float(o["gp_weight"])
         if self.d_steps < 1:
             raise PPGenError(f"d_steps must be a positive integer, got {self.d_steps}")
-        if (modes is None) != (mode_std is None):
+        if (o["modes"] is None) != (o["mode_std"] is None):
             raise PPGenError("give both modes (K, D) and mode_std for the mode-coverage check, or neither")
-        self.train_generator = train_generator
-        self.clip_norm = clip_norm
-        self.check_every = check_every
-        self.modes, self.mode_std = modes, mode_std
-        self.collapse_drop = collapse_drop
-        self.n_check = n_check
-        d_lr = d_lr or lr * defaults.get("d_lr_scale", 1.0)
+        self.train_generator = o["train_generator"]
+        self.clip_norm = o["clip_norm"]
+        self.check_every = o["check_every"]
+        self.modes, self.mode_std = o["modes"], o["mode_std"]
+        self.collapse_drop = o["collapse_drop"]
+        self.n_check = o["n_check"]
+        betas = tuple(o["betas"])
+        d_lr = o["d_lr"] or lr * o["d_lr_scale"]
         self.optimizers["discriminator"] = torch.optim.Adam(
             model.discriminator_parameters(), lr=d_lr, betas=betas
         )
         self.optimizers["generator"] = torch.optim.Adam(model.generator_parameters(), lr=lr, betas=betas)
-        self.lr_decay = float(lr_decay if lr_decay is not None else defaults.get("lr_decay", 1.0))
         self.calls = 0
         self.epochs = 0
         self.history: list[dict] = []
@@ -158,8 +154,6 @@ class AdversarialObjective(Objective):
 
     def step(self, x: Tensor, y: Tensor | None) -> dict:
         model = self.model
-        if hasattr(model, "observe_statistics"):
-            model.observe_statistics(x)
         y = y if model.conditional else None
         self._remember(x)
 
@@ -228,13 +222,11 @@ class AdversarialObjective(Objective):
         return {"coverage": pr["recall"], "precision": pr["precision"]}
 
     def end_epoch(self) -> dict:
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] *= self.lr_decay
+        logs = super().end_epoch()
         self.epochs += 1
         if not self.check_every or self.epochs % self.check_every or not self.real_memory:
-            return {}
-        logs = self.coverage()
+            return logs
+        logs.update(self.coverage())
         c = logs["coverage"]
         if self.best_coverage is not None and c < self.best_coverage - self.collapse_drop:
             what = (
@@ -243,7 +235,8 @@ class AdversarialObjective(Objective):
                 else f"k-NN recall {c:.2f}"
             )
             warnings.warn(
-                f"{self.model.name}: possible mode collapse at epoch {self.epochs}: samples cover {what} (best so far {self.best_coverage:.2f})",
+                f"{self.model.name}: possible mode collapse at epoch {self.epochs}: samples cover {what} "
+                f"(best so far {self.best_coverage:.2f})",
                 ModeCollapseWarning,
                 stacklevel=2,
             )

@@ -32,7 +32,7 @@ NOISE_FLOOR = 1e-4  # below this fraction of the data's std the noise is no long
 @register_objective("annealed-elbo")
 class AnnealedELBOObjective(ELBOObjective):
     r"""-ELBO per example (nats) with Adam; after every epoch the learning rate is multiplied by
-    ``lr_decay`` and the data noise by ``noise_decay``.
+    ``lr_decay`` (down to ``min_lr_fraction`` of the initial one) and the data noise by ``noise_decay``.
 
     Options (each defaults to the model's ``fit_defaults`` entry of the same name, else the value shown):
         lr_decay: the per-epoch learning-rate factor (0.95).
@@ -44,34 +44,19 @@ class AnnealedELBOObjective(ELBOObjective):
         weight_decay: Adam's weight decay (0).
     """
 
-    def __init__(
-        self,
-        model,
-        lr: float,
-        lr_decay: float | None = None,
-        min_lr_fraction: float | None = None,
-        clip_norm: float | None = None,
-        data_noise: float | None = None,
-        noise_decay: float | None = None,
-        **options,
-    ):
-        defaults = type(model).fit_defaults
+    defaults = {
+        **ELBOObjective.defaults,
+        "lr_decay": 0.95,
+        "min_lr_fraction": 0.01,
+        "data_noise": 0.0,
+        "noise_decay": 0.96,
+    }
 
-        def option(value, name, fallback):
-            return value if value is not None else defaults.get(name, fallback)
-
-        super().__init__(model, lr, clip_norm=option(clip_norm, "clip_norm", None), **options)
-        self.lr_decay = option(lr_decay, "lr_decay", 0.95)
-        floor = option(min_lr_fraction, "min_lr_fraction", 0.01)
-        self.data_noise = option(data_noise, "data_noise", 0.0)
-        self.noise_decay = option(noise_decay, "noise_decay", 0.96)
-        for name, value in (
-            ("lr_decay", self.lr_decay),
-            ("noise_decay", self.noise_decay),
-            ("min_lr_fraction", floor),
-        ):
-            if not 0 < value <= 1:
-                raise PPGenError(f"{name} must be in (0, 1], got {value}")
+    def __init__(self, model, lr: float, **options):
+        super().__init__(model, lr, **options)
+        self.data_noise, self.noise_decay = self.options["data_noise"], self.options["noise_decay"]
+        if not 0 < self.noise_decay <= 1:
+            raise PPGenError(f"noise_decay must be in (0, 1], got {self.noise_decay}")
         if self.data_noise < 0:
             raise PPGenError(f"data_noise must be >= 0, got {self.data_noise}")
         if self.data_noise > 0 and model.spec.kind != "continuous":
@@ -79,11 +64,6 @@ class AnnealedELBOObjective(ELBOObjective):
                 f"data_noise needs continuous data, got {model.spec.kind}; dequantize discrete data instead"
             )
         self.noise_scale = None  # the per-coordinate std of the first batch, (*event_shape)
-        self.schedulers = {
-            "adam": torch.optim.lr_scheduler.LambdaLR(
-                self.optimizers["adam"], lambda e: max(self.lr_decay**e, floor)
-            )
-        }
 
     def step(self, x, y):
         if self.data_noise >= NOISE_FLOOR:
@@ -93,8 +73,7 @@ class AnnealedELBOObjective(ELBOObjective):
         return super().step(x, y)
 
     def end_epoch(self):
-        self.schedulers["adam"].step()
-        logs = {"lr": self.optimizers["adam"].param_groups[0]["lr"]}
+        logs = super().end_epoch()
         if self.data_noise > 0:
             logs["data_noise"] = self.data_noise
             self.data_noise *= self.noise_decay
@@ -102,15 +81,9 @@ class AnnealedELBOObjective(ELBOObjective):
 
     def state_dict(self) -> dict:
         noise = {"data_noise": self.data_noise, "noise_scale": self.noise_scale}
-        return {
-            **super().state_dict(),
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-            "noise": noise,
-        }
+        return {**super().state_dict(), "noise": noise}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        for k, s in state.get("schedulers", {}).items():
-            self.schedulers[k].load_state_dict(s)
         if "noise" in state:
             self.data_noise, self.noise_scale = state["noise"]["data_noise"], state["noise"]["noise_scale"]

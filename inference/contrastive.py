@@ -88,23 +88,19 @@ class ContrastiveDivergence(Objective):
             that no chain visits from drifting).
         reinit: probability that a chain restarts from noise (default 0.05).
         buffer_size: replay-buffer capacity (default 10,000).
-        clip_norm: clip the gradient norm (default 1.0; None disables).
+        clip_norm: clip the gradient norm (default 1.0; 0 disables).
 
     The logs: "loss" (CD loss + penalty), "cd" = mean E(x+) - mean E(x-), "energy_pos", "energy_neg",
     "jump_rate" (the acceptance rate of the jumps).
     """
 
-    def __init__(
-        self,
-        model,
-        lr: float,
-        alpha: float = 0.01,
-        reinit: float = 0.05,
-        buffer_size: int = 10_000,
-        clip_norm: float | None = 1.0,
-        **options,
-    ):
+    defaults = {**Objective.defaults, "alpha": 0.01, "reinit": 0.05, "buffer_size": 10_000, "clip_norm": 1.0}
+
+    def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)
+        alpha, reinit, buffer_size, clip_norm = (
+            self.options[k] for k in ("alpha", "reinit", "buffer_size", "clip_norm")
+        )
         if not 0 <= reinit <= 1:
             raise PPGenError(f"reinit must be a probability in [0, 1], got {reinit}")
         self.alpha = alpha

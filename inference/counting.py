@@ -16,9 +16,11 @@ class CountingObjective(Objective):
         smoothing: pseudo-count added to every count (1 = Laplace's add-one rule; default the model's).
     """
 
-    def __init__(self, model, lr: float, smoothing: float | None = None, **options):
+    defaults = {**Objective.defaults, "smoothing": None}
+
+    def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)
-        self.smoothing = smoothing
+        self.smoothing = self.options["smoothing"]
         self.stats = None
 
     def step(self, x, y):
@@ -30,4 +32,4 @@ class CountingObjective(Objective):
     def end_epoch(self):
         self.model.set_from_statistics(self.stats, smoothing=self.smoothing)
         self.stats = None
-        return {}
+        return super().end_epoch()

@@ -17,22 +17,20 @@ __all__ = ["ELBOObjective"]
 class ELBOObjective(Objective):
     r"""-ELBO per example (nats) as the loss.
 
-    Options:
-        weight_decay: Adam's (L2) weight decay (default: the model's ``fit_defaults["weight_decay"]``, else
-            0).
+    Options (besides the learning-rate schedule of :class:`~ppgen.inference.objective.Objective`):
+        weight_decay: Adam's (L2) weight decay (default 0).
         clip_norm: clip the gradient norm (default None).
     """
 
-    def __init__(
-        self, model, lr: float, weight_decay: float | None = None, clip_norm: float | None = None, **options
-    ):
+    defaults = {**Objective.defaults, "weight_decay": 0.0, "clip_norm": None}
+
+    def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)
-        weight_decay = (
-            weight_decay if weight_decay is not None else type(model).fit_defaults.get("weight_decay", 0.0)
-        )
         self.loss_fn = model.elbo()
-        self.clip_norm = clip_norm
-        self.optimizers["adam"] = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.clip_norm = self.options["clip_norm"]
+        self.optimizers["adam"] = torch.optim.Adam(
+            model.parameters(), lr=lr, weight_decay=self.options["weight_decay"]
+        )
 
     def step(self, x, y):
         loss = self.loss_fn.differentiable_loss(self.model.model, self.model.guide, x, y) / x.shape[0]

@@ -15,7 +15,8 @@ __all__ = ["evaluate", "test_log_prob", "time_sampling"]
 def test_log_prob(
     model, data: Dataset, batch_size: int = 500, num_samples: int = 1000
 ) -> tuple[torch.Tensor | None, str | None]:
-    r"""The model's reported log-likelihood of each test example, (N,), and its kind; (None, None) if it has none."""
+    r"""The model's reported log-likelihood of each test example, (N,), and its kind; (None, None) if
+    it has none."""
     model.eval()
     device = model.device
     values, kind = [], None

@@ -51,12 +51,10 @@ def frozen(module: torch.nn.Module):
 
 
 def _check(model, x: Tensor, y: Tensor | None):
-    if not hasattr(model, "posterior_params") or getattr(model, "latent_site", None) != "z":
-        raise PPGenError(
-            f"{getattr(model, 'name', type(model).__name__)} is not a latent-variable model with a guide over 'z'"
-        )
+    if model.latent_site != "z":
+        raise PPGenError(f"{model.name} is not a latent-variable model with a guide over 'z'")
     x = model.check_input(x)
-    return x, model.check_labels(x, y)
+    return x, model.check_labels(y, x.shape[0])
 
 
 def _coords(model, x: Tensor, point_ids) -> dict:

@@ -53,19 +53,23 @@ def dsm_loss(
 class DenoisingScoreMatching(Objective):
     r"""Denoising score matching with Adam, for models with a noise ladder.
 
-    The model provides ``prepare(x) -> u`` (its working space; it may fit a standardization on the
-    first batch), ``sigmas`` (L,) in that space and ``score_u(u, sigma)``. The logged "loss" is the
+    The model provides ``prepare(x) -> u`` (its working space, fitted by ``model.initialize(data)``),
+    ``sigmas`` (L,) in that space and ``score_u(u, sigma)``. The logged "loss" is the
     mean of :func:`dsm_loss` per example.
 
     Options:
-        clip_norm: clip the gradient norm (default 1.0; None disables).
+        clip_norm: clip the gradient norm (default 1.0; 0 disables).
         weight_decay: Adam's weight decay (default 0).
     """
 
-    def __init__(self, model, lr: float, clip_norm: float | None = 1.0, weight_decay: float = 0.0, **options):
+    defaults = {**Objective.defaults, "clip_norm": 1.0, "weight_decay": 0.0}
+
+    def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)
-        self.clip_norm = clip_norm
-        self.optimizers["adam"] = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.clip_norm = self.options["clip_norm"]
+        self.optimizers["adam"] = torch.optim.Adam(
+            model.parameters(), lr=lr, weight_decay=self.options["weight_decay"]
+        )
 
     def step(self, x, y):
         u = self.model.prepare(x)

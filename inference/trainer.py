@@ -12,10 +12,14 @@ from tqdm.auto import tqdm
 
 from ppgen.data import Dataset, batches
 from ppgen.errors import NonFiniteLossError, PPGenError
-from ppgen.inference.objective import OBJECTIVES
+from ppgen.inference.objective import OBJECTIVES, resolve_options
 from ppgen.inference.weight_average import WeightAverage
 
-__all__ = ["fit", "FitResult"]
+__all__ = ["fit", "FitResult", "FIT_DEFAULTS"]
+
+# the trainer's own options that a model's ``fit_defaults`` may set (the rest go to the objective)
+FIT_DEFAULTS = {"epochs": 50, "batch_size": 128, "lr": 1e-3, "ema_decay": None}
+FIT_ARGUMENTS = (*FIT_DEFAULTS, "steps", "budget_seconds", "objective", "progress", "on_epoch_end")
 
 
 @dataclass
@@ -53,7 +57,8 @@ def fit(
     r"""Fits ``model`` to ``data`` with the objective its family names.
 
     Training stops after ``epochs`` epochs, ``steps`` steps or ``budget_seconds`` seconds, whichever
-    comes first (defaults: the model's ``fit_defaults``). Batches move to the model's device.
+    comes first (defaults: the model's ``fit_defaults``, else :data:`FIT_DEFAULTS`). Batches move to
+    the model's device.
 
     Arguments:
         model: a :class:`~ppgen.base.GenerativeModel`.
@@ -63,36 +68,30 @@ def fit(
         ema_decay: keep an exponential moving average of the weights with this per-step decay and hand
             it to ``on_epoch_end`` and the caller (:class:`~ppgen.inference.weight_average.WeightAverage`);
             default ``fit_defaults.get("ema_decay")``, 0 or None for the last iterate.
-        options: ``objective=`` overrides the model's objective; the rest go to the objective
-            (e.g. ``clip_norm``, ``smoothing``).
+        options: ``objective=`` overrides the model's objective; the rest are the objective's options
+            (e.g. ``clip_norm``, ``lr_decay``), merged with the model's ``fit_defaults`` by
+            :func:`~ppgen.inference.objective.resolve_options`.
 
     Raises:
-        PPGenError: the data do not fit the model.
+        PPGenError: the data do not fit the model, or an option is unknown (the error lists the valid ones).
         NonFiniteLossError: a loss was NaN or infinite; the model is restored to the last epoch whose
             losses were all finite (the state ``on_epoch_end`` last saw), and the error says so.
     """
-    defaults = type(model).fit_defaults
-    batch_size = batch_size or defaults.get("batch_size", 128)
-    lr = lr if lr is not None else defaults.get("lr", 1e-3)
+    settings = resolve_options(
+        model, FIT_DEFAULTS, {"epochs": epochs, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay}
+    )
+    batch_size, lr, ema_decay = settings["batch_size"], settings["lr"], settings["ema_decay"]
     if epochs is None and steps is None and budget_seconds is None:
-        epochs = defaults.get("epochs", 50)
-    if data.spec.kind != model.spec.kind or tuple(data.event_shape) != tuple(model.spec.event_shape):
-        raise PPGenError(
-            f"{model.name} was built for {model.spec.kind} data of shape {model.spec.event_shape}, got {data.kind} {data.event_shape}"
-        )
-    if model.conditional and data.y is None and model.spec.num_classes:
-        raise PPGenError(f"{model.name} is conditional and needs labels y")
-    model.check_input(data.x[:1000])
+        epochs = settings["epochs"]
+    model.check_data(data)
     objective_name = options.pop("objective", type(model).objective)
     if objective_name not in OBJECTIVES:
         raise PPGenError(f"unknown objective {objective_name!r}; expected one of: {', '.join(OBJECTIVES)}")
-    try:
-        objective = OBJECTIVES[objective_name](model, lr, **options)
-    except TypeError as e:
-        raise PPGenError(f"bad training option for {model.name}: {e}") from None
+    cls = OBJECTIVES[objective_name]
+    resolve_options(model, cls.defaults, options, also=FIT_ARGUMENTS)  # names every valid option
+    objective = cls(model, lr, **options)
     if start_epoch == 0 and not objective_state:
         model.initialize(data)
-    ema_decay = ema_decay if ema_decay is not None else defaults.get("ema_decay")
     objective.average = WeightAverage(model, ema_decay) if ema_decay else None
     if objective_state:
         objective.load_state_dict(objective_state)
@@ -124,7 +123,10 @@ def fit(
                 logs = objective.step(x, y)
                 if not math.isfinite(logs["loss"]):
                     model.load_state_dict(last_good)
-                    result.stopped = f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
+                    result.stopped = (
+                        f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; "
+                        f"restored the model of epoch {epoch}"
+                    )
                     error = NonFiniteLossError(result.stopped)
                     error.model = model
                     raise error

@@ -1,4 +1,4 @@
-"""The autoregressive family's base: the chain rule p(x) = prod_i p(x_i | x_<i) with shared-parameter conditionals.
+"""The autoregressive family's base: the chain rule p(x) = prod_i p(x_i | x_<i) with shared conditionals.
 
 A subclass writes one parallel (teacher-forced) pass, :meth:`AutoregressiveModel.conditionals`, that
 returns the parameters of every conditional; the base turns it into the Pyro program, the exact
@@ -17,9 +17,9 @@ from torch import Tensor
 
 from ppgen.base import GenerativeModel
 from ppgen.errors import PPGenError
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized
 from ppgen.likelihoods.autoregressive import AutoregressiveLikelihood
-from ppgen.models.independent import dimension_names
 
 __all__ = ["AutoregressiveModel", "make_ordering", "ORDERINGS"]
 
@@ -45,7 +45,7 @@ def make_ordering(name: str, dim: int, seed: int = 0) -> Tensor:
 
 
 class AutoregressiveModel(GenerativeModel):
-    r"""The chain rule with one parallel pass for every conditional: the base of FVSBN, NADE, MADE, PixelCNN, ...
+    r"""The chain rule, one parallel pass for every conditional: the base of FVSBN, NADE, MADE, PixelCNN...
 
     Subclasses implement :meth:`conditionals` and, where they differ from the defaults,
     :meth:`ordering`, :meth:`likelihood_from` and :meth:`dependencies`; they may override
@@ -112,11 +112,13 @@ class AutoregressiveModel(GenerativeModel):
         return torch.arange(self.spec.dim, device=self.device)
 
     def likelihood_from(self, params: Tensor) -> pyro.distributions.TorchDistribution:
-        r"""The product over dimensions of the conditionals that ``params`` parameterize (event shape ``spec.event_shape``)."""
+        r"""The product over dimensions of the conditionals that ``params`` parameterize (event shape
+        ``spec.event_shape``)."""
         return factorized(self.spec, params)
 
     def dependencies(self) -> dict[int, set[int]]:
-        r"""Flat index -> the flat indices its conditional may depend on (default: all earlier in :meth:`ordering`)."""
+        r"""Flat index -> the flat indices its conditional may depend on (default: all earlier in
+        :meth:`ordering`)."""
         deps, seen = {}, set()
         for i in self.ordering().tolist():
             deps[i] = set(seen)
@@ -143,25 +145,9 @@ class AutoregressiveModel(GenerativeModel):
         r"""Labels (B,) long -> one-hot (B, num_classes) in the model's dtype."""
         return F.one_hot(y, self.num_classes).to(self.dtype)
 
-    def check_labels(self, y: Tensor | None, n: int) -> Tensor | None:
-        r"""The labels a conditional model needs, validated: (n,) long in [0, num_classes); None for unconditional models."""
-        if not self.conditional:
-            return None
-        if y is None:
-            raise PPGenError(f"{self.name} is conditional: expected labels y of shape ({n},)")
-        y = torch.as_tensor(y, device=self.device)
-        if y.shape != (n,) or (y.is_floating_point() and not (y == y.round()).all()):
-            raise PPGenError(
-                f"{self.name}: expected integer labels y of shape ({n},), got shape {tuple(y.shape)}"
-            )
-        y = y.long()
-        if ((y < 0) | (y >= self.num_classes)).any():
-            raise PPGenError(f"{self.name}: labels must lie in [0, {self.num_classes})")
-        return y
-
     # --- the Pyro program and the density -------------------------------------------------------
     def likelihood(self, y: Tensor | None = None, n: int = 1) -> AutoregressiveLikelihood:
-        r"""The model as a Pyro distribution over a batch of n examples (labels y (n,) for conditional models)."""
+        r"""The model as a Pyro distribution over a batch of n examples (labels y (n,) if conditional)."""
         return AutoregressiveLikelihood(self, y, (n,))
 
     def model(self, x: Tensor | None = None, y: Tensor | None = None):
@@ -201,25 +187,20 @@ class AutoregressiveModel(GenerativeModel):
             flat[:, d] = torch.where(todo, draw, flat[:, d])
         return x
 
-    def _labels_for_sampling(self, n: int, y: Tensor | None) -> Tensor | None:
-        if self.conditional and y is None:
-            return torch.randint(self.num_classes, (n,), device=self.device)
-        return self.check_labels(y, n)
-
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
         r"""n samples (n, *event_shape), drawn sequentially in :meth:`ordering`.
 
         Conditional models draw from p(x | y); without y, the labels are drawn uniformly.
         """
-        y = self._labels_for_sampling(n, y)
+        y = self.labels_or_uniform(n, y)
         x = torch.zeros(n, *self.spec.event_shape, device=self.device, dtype=self.dtype)
         observed = torch.zeros(n, self.spec.dim, dtype=torch.bool, device=self.device)
         return self.sequential(x, observed, y)
 
     @torch.no_grad()
     def complete(self, x: Tensor, observed_mask: Tensor, y: Tensor | None = None) -> Tensor:
-        r"""Samples the unobserved dimensions of x given the observed ones, e.g. inpaints the lower half of a digit.
+        r"""Samples the unobserved dimensions of x given the observed ones, e.g. inpaints half a digit.
 
         The draw is from the exact conditional p(x_unobserved | x_observed) because the observed
         dimensions must come first in :meth:`ordering` (row by row); other masks raise, since the
@@ -244,7 +225,8 @@ class AutoregressiveModel(GenerativeModel):
             or mask.ndim not in (len(shape), len(shape) + 1)
         ):
             raise PPGenError(
-                f"{self.name}: expected a bool observed_mask of shape {shape} or (B, *{shape}), got {mask.dtype} {tuple(mask.shape)}"
+                f"{self.name}: expected a bool observed_mask of shape {shape} or (B, *{shape}), "
+                f"got {mask.dtype} {tuple(mask.shape)}"
             )
         mask = mask.expand_as(x)
         x = torch.where(mask, x, torch.zeros((), dtype=x.dtype, device=x.device)).to(self.device, self.dtype)
@@ -253,14 +235,15 @@ class AutoregressiveModel(GenerativeModel):
         in_order = observed[:, self.ordering()].to(torch.int8)
         if (in_order[:, 1:] > in_order[:, :-1]).any():
             raise PPGenError(
-                f"{self.name}: the observed dimensions must come first in the model's ordering (a prefix of ordering()); got a mask that observes a later dimension but not an earlier one"
+                f"{self.name}: the observed dimensions must come first in the model's ordering (a prefix "
+                "of ordering()); got a mask that observes a later dimension but not an earlier one"
             )
         return self.sequential(x, observed, self.check_labels(y, x.shape[0]))
 
     # --- structure ------------------------------------------------------------------------------
     def graph(self) -> nx.DiGraph:
         r"""The chain-rule DAG under the ordering: an edge x_j -> x_i for every j in ``dependencies()[i]``."""
-        names = dimension_names(self.spec)
+        names = variable_names(self.spec.dim)
         g = nx.DiGraph()
         g.add_nodes_from(names)
         for i, parents in self.dependencies().items():

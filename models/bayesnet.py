@@ -1,4 +1,4 @@
-"""A discrete Bayes net over the pixels in raster order: independent, Markov of order k, or the full chain rule."""
+"""A discrete Bayes net over the pixels in raster order: independent, Markov of order k, or the chain rule."""
 
 import pyro
 import torch
@@ -90,7 +90,8 @@ class BayesNetModel(GenerativeModel):
 
     @property
     def num_parameters(self) -> int:
-        r"""The free parameters of the tabular CPTs, sum_i (K - 1) prod_{pa(i)} K (a Python int; K^D - 1 for "chain")."""
+        r"""The free parameters of the tabular CPTs, sum_i (K - 1) prod_{pa(i)} K (a Python int;
+        K^D - 1 for "chain")."""
         return self.net.num_parameters()
 
     def likelihood(self) -> BayesNetLikelihood:

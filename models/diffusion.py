@@ -12,6 +12,7 @@ References:
 """
 
 import math
+from collections import deque
 
 import networkx as nx
 import pyro
@@ -29,13 +30,15 @@ __all__ = ["DDPM", "Schedule", "linear_betas", "cosine_betas", "extract", "SCHED
 
 
 def linear_betas(T: int) -> Tensor:
-    r"""Ho et al.'s linear schedule beta_t in [1e-4, 0.02] for T = 1000, rescaled by 1000 / T (clipped at 0.999). (T,) float64."""
+    r"""Ho et al.'s linear schedule beta_t in [1e-4, 0.02] for T = 1000, rescaled by 1000 / T (clipped
+    at 0.999). (T,) float64."""
     scale = 1000.0 / T
     return torch.linspace(scale * 1e-4, scale * 0.02, T, dtype=torch.float64).clamp(max=0.999)
 
 
 def cosine_betas(T: int, s: float = 0.008) -> Tensor:
-    r"""Nichol & Dhariwal's cosine schedule: alpha_bar(t) = cos^2((t/T + s) / (1 + s) pi/2), betas clipped at 0.999."""
+    r"""Nichol & Dhariwal's cosine schedule: alpha_bar(t) = cos^2((t/T + s) / (1 + s) pi/2), betas
+    clipped at 0.999."""
     t = torch.arange(T + 1, dtype=torch.float64)
     f = torch.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
     abar = f / f[0]
@@ -124,8 +127,8 @@ class DDPM(GenerativeModel):
 
     Data enter the diffusion in a model space (:class:`~ppgen.nn.standardize.Standardize`, shared
     with the score models): binary {0, 1} and grey levels {0, ..., K-1} map to [-1, 1]; continuous
-    data are standardized by statistics of the first training batch (data-dependent initialisation,
-    as Glow's actnorm), and the bound counts the Jacobian.
+    data are standardized by statistics of the training split (set in :meth:`initialize`), and the
+    bound counts the Jacobian.
     The final likelihood p(x_0 | x_1) is a Bernoulli (binary), a discretized Gaussian (grey levels)
     or a Gaussian (continuous) around mu_theta(x_1, 1) with scale sigma_1.
 
@@ -175,7 +178,8 @@ class DDPM(GenerativeModel):
             raise PPGenError(f"ddpm needs timesteps >= 2, got {timesteps}")
         if architecture not in ("auto", "mlp", "conv") or architecture == "conv" and not spec.is_image:
             raise PPGenError(
-                f"architecture must be 'auto', 'mlp' or 'conv' (images only), got {architecture!r} for event shape {spec.event_shape}"
+                f"architecture must be 'auto', 'mlp' or 'conv' (images only), got {architecture!r} "
+                f"for event shape {spec.event_shape}"
             )
         self.schedule = Schedule(SCHEDULES[schedule](int(timesteps)), variance)
         self.T = int(timesteps)
@@ -191,15 +195,17 @@ class DDPM(GenerativeModel):
         self.standardize = Standardize(spec)
 
     # --- model space ------------------------------------------------------------------------------
+    def initialize(self, data) -> None:
+        r"""Fits the standardization of continuous data to the training split (once)."""
+        self.standardize.fit(data.x)
+
     def to_model_space(self, x: Tensor) -> Tensor:
-        r"""Data (B, *event_shape) -> the diffusion's x_0; the first training batch sets the standardization."""
-        if self.training:
-            self.standardize.fit(x)
+        r"""Data (B, *event_shape) -> the diffusion's x_0."""
         return self.standardize(x)
 
     def from_model_space(self, z: Tensor) -> Tensor:
         r"""The inverse map, as reals (grey levels unrounded)."""
-        return z * self.standardize.scale + self.standardize.shift
+        return self.standardize.inverse(z, snap=False)
 
     # --- the networks -------------------------------------------------------------------------------
     def eps(self, xt: Tensor, t: Tensor) -> Tensor:
@@ -362,9 +368,7 @@ class DDPM(GenerativeModel):
 
         The last step returns the mode of p(x_0 | x_1) (Ho et al.'s Algorithm 2 adds no noise at t = 1).
         """
-        z = None
-        for _, z in self.trajectory(n, steps, method):
-            pass
+        (_, z) = deque(self.trajectory(n, steps, method), maxlen=1)[0]  # the last state only
         return self.finish(z)
 
     def graph(self) -> nx.DiGraph:

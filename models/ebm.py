@@ -129,7 +129,8 @@ class EBM(ChainSampledModel):
         return -self.energy(self.check_input(x))
 
     def score(self, x: Tensor, sigma: float | None = None) -> Tensor:
-        r"""-grad_x E(x) in data space, (B, *event_shape); ``sigma`` is ignored (an EBM has one noise level: none)."""
+        r"""-grad_x E(x) in data space, (B, *event_shape); ``sigma`` is ignored (an EBM has no noise
+        level)."""
         return -energy_gradient(self.energy, x)
 
     # --- the partition function ---------------------------------------------------------------
@@ -140,8 +141,7 @@ class EBM(ChainSampledModel):
     def quadrature_grid(self) -> tuple[Tensor, float]:
         r"""Midpoints of the quadrature grid in data space, (P^2, 2), and the area of one cell."""
         lo, hi = self.standardize.box(self.margin)
-        lo = lo * self.standardize.scale + self.standardize.shift
-        hi = hi * self.standardize.scale + self.standardize.shift
+        lo, hi = self.standardize.inverse(lo, snap=False), self.standardize.inverse(hi, snap=False)
         p = self.quadrature_points
         axes = [
             lo[i] + (hi[i] - lo[i]) * (torch.arange(p, device=lo.device, dtype=lo.dtype) + 0.5) / p
@@ -153,10 +153,12 @@ class EBM(ChainSampledModel):
 
     @torch.no_grad()
     def log_partition(self) -> float:
-        r"""log Z = log of the integral of exp(-E) over the quadrature box (2-D continuous data), cached until parameters change."""
+        r"""log Z = log of the integral of exp(-E) over the quadrature box (2-D continuous data), cached
+        until the parameters change."""
         if not self.has_quadrature:
             raise PPGenError(
-                f"{self.name}: log Z by quadrature needs fitted 2-D continuous data, not {self.spec.kind} {self.spec.event_shape}"
+                f"{self.name}: log Z by quadrature needs fitted 2-D continuous data, "
+                f"not {self.spec.kind} {self.spec.event_shape}"
             )
         key = (
             tuple(t._version for t in self.state_dict(keep_vars=True).values()),

@@ -1,4 +1,4 @@
-"""Normalizing flows on vectors: RealNVP, MAF, neural spline flows and planar flows, built from Pyro transforms.
+"""Normalizing flows on vectors: RealNVP, MAF, neural spline and planar flows, built from Pyro transforms.
 
 A flow is an invertible map f from data x to a standard normal base z, and the change of variables
 gives the exact density, log p(x) = log N(f(x); 0, I) + log|det df/dx|. Every model here is the Pyro
@@ -33,11 +33,11 @@ from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
 from ppgen.flows import ActNorm, BoundedScale, conditional_invertible_planar, invertible_planar
 
-__all__ = ["VectorFlow", "RealNVP", "MAF", "NSF", "PlanarFlow", "iaf"]
+__all__ = ["VectorFlow", "RealNVP", "MAF", "NSF", "PlanarFlow"]
 
 
 class VectorFlow(GenerativeModel):
-    r"""The shared flow model on vectors (N, D): x = f^{-1}(z), z ~ N(0, I), f = step_L o ... o step_1 o actnorm.
+    r"""The flow model on vectors (N, D): x = f^{-1}(z), z ~ N(0, I), f = step_L o ... o step_1 o actnorm.
 
     Subclasses define :meth:`make_step` (one step, forward map data -> base, or its conditional
     version) and set ``fit_defaults``. Everything else (the Pyro program, ``log_prob``, ``sample``,
@@ -60,7 +60,8 @@ class VectorFlow(GenerativeModel):
         super().__init__(spec)
         if len(spec.event_shape) != 1:
             raise PPGenError(
-                f"{self.name}: expected vector data of event shape (D,), got {tuple(spec.event_shape)}; flatten images or use 'glow'"
+                f"{self.name}: expected vector data of event shape (D,), got {tuple(spec.event_shape)}; "
+                "flatten images or use 'glow'"
             )
         self.dim = int(spec.event_shape[0])
         if self.dim < self.min_dim:
@@ -85,21 +86,8 @@ class VectorFlow(GenerativeModel):
     # --- the flow -----------------------------------------------------------------------------------
     def context(self, y: Tensor | None, n: int) -> Tensor | None:
         r"""The one-hot context (n, num_classes) of labels y (n,), or None for an unconditional model."""
-        if not self.conditional:
-            return None
-        if y is None:
-            raise PPGenError(f"{self.name} is conditional: expected labels y of shape ({n},)")
-        y = torch.as_tensor(y, device=self.base_loc.device)
-        if (
-            y.shape != (n,)
-            or y.is_floating_point()
-            and not (y == y.round()).all()
-            or ((y < 0) | (y >= self.context_dim)).any()
-        ):
-            raise PPGenError(
-                f"{self.name}: expected integer labels y in [0, {self.context_dim}) of shape ({n},)"
-            )
-        return nn.functional.one_hot(y.long(), self.context_dim).to(self.base_loc.dtype)
+        y = self.check_labels(y, n)
+        return None if y is None else nn.functional.one_hot(y, self.context_dim).to(self.base_loc.dtype)
 
     def normalizing_transform(self, context: Tensor | None = None) -> ComposeTransform:
         r"""f: data -> base, a ComposeTransform of the steps (conditioned on ``context``) and reversals."""
@@ -127,12 +115,10 @@ class VectorFlow(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n, y=None):
-        if self.conditional and y is None:
-            y = torch.randint(self.context_dim, (n,), device=self.base_loc.device)
-        return self.flow(self.context(y, n)).sample((n,))
+        return self.flow(self.context(self.labels_or_uniform(n, y), n)).sample((n,))
 
     def graph(self):
-        r"""z -> x: every coordinate of x depends on every base coordinate (the map is dense after two steps)."""
+        r"""z -> x: every coordinate of x depends on every base coordinate (dense after two steps)."""
         g = nx.DiGraph()
         zs, xs = [f"z{i}" for i in range(self.dim)], [f"x{i}" for i in range(self.dim)]
         g.add_edges_from((z, x) for z in zs for x in xs)
@@ -275,35 +261,3 @@ class PlanarFlow(VectorFlow):
         if self.conditional:
             return conditional_invertible_planar(self.dim, self.context_dim, self.hidden_dims)
         return invertible_planar(self.dim)
-
-
-def iaf(input_dim: int, hidden_dims: tuple = (64, 64), num_transforms: int = 2) -> T.ComposeTransformModule:
-    r"""An inverse autoregressive flow, the building block of a flexible VAE guide: (*, D) -> (*, D).
-
-    ``num_transforms`` of Pyro's ``AffineAutoregressive(stable=True)`` (the gated, sigmoid-bounded
-    update of Kingma et al.), with the variable order reversed between them. The forward map is the
-    sampling direction and runs in one pass; ``log_abs_det_jacobian`` of its own samples is cached,
-    which is all that a guide needs (use it as ``TransformedDistribution(base_q, iaf(D))``).
-
-    Arguments:
-        input_dim: D (at least 2).
-        hidden_dims: the hidden widths of each autoregressive network.
-        num_transforms: the number of steps.
-
-    Example:
-        >>> t = iaf(4)
-        >>> q = dist.TransformedDistribution(dist.Normal(torch.zeros(4), 1.0).to_event(1), t)
-        >>> z = q.rsample((3,)); q.log_prob(z).shape
-        torch.Size([3])
-    """
-    if input_dim < 2:
-        raise PPGenError(f"iaf: expected input_dim >= 2, got {input_dim}")
-    parts = []
-    for i in range(num_transforms):
-        order = torch.arange(input_dim) if i % 2 == 0 else torch.arange(input_dim - 1, -1, -1)
-        parts.append(
-            T.AffineAutoregressive(
-                AutoRegressiveNN(input_dim, list(hidden_dims), permutation=order), stable=True
-            )
-        )
-    return T.ComposeTransformModule(parts)

@@ -1,4 +1,5 @@
-"""The fully visible sigmoid belief network: logistic (softmax) regression of each dimension on the ones before it."""
+"""The fully visible sigmoid belief network: logistic (softmax) regression of each dimension on the
+ones before it."""
 
 from ppgen.base import register
 from ppgen.errors import PPGenError
@@ -46,7 +47,8 @@ class FVSBN(AutoregressiveModel):
         width = d if spec.kind == "binary" else d * k  # inputs: x itself, or one-hot x
         if width * width > MAX_PARAMETERS:
             raise PPGenError(
-                f"fvsbn: {width}^2 weights exceed {MAX_PARAMETERS}; expected a smaller event shape or fewer categories"
+                f"fvsbn: {width}^2 weights exceed {MAX_PARAMETERS}; "
+                "expected a smaller event shape or fewer categories"
             )
         self.register_buffer("order", make_ordering(order, d, order_seed))
         degrees = self.degrees()

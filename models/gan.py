@@ -5,8 +5,9 @@ x = G(z) recorded at the deterministic site "x". There is no density to score: `
 and ``evaluation_log_prob`` returns None. The discriminator (critic) is a module of the model; the
 game itself is played by ``inference/adversarial.py``.
 
-Data enter the networks standardised: continuous data by a per-dimension location and scale held as
-buffers (set from the first training batch), K-level data by x / (K - 1). For discrete data the
+Data enter the networks standardised (:class:`~ppgen.nn.standardize.Standardize`): continuous data by
+a per-dimension location and scale held as buffers (set from the training split by ``initialize``),
+K-level data mapped to [-1, 1]. For discrete data the
 generator outputs a level in [0, K - 1] which is rounded with a straight-through gradient, so the
 discriminator sees samples in the data's own support.
 
@@ -28,6 +29,7 @@ from torch import Tensor
 from ppgen.base import GenerativeModel, create, register
 from ppgen.errors import PPGenError
 from ppgen.nn.gan_nets import Generator, conv_discriminator, conv_generator, mlp_discriminator, mlp_generator
+from ppgen.nn.standardize import Standardize
 
 __all__ = ["GAN", "WGANGP", "DCGAN", "fixed_affine_gan"]
 
@@ -36,11 +38,11 @@ LOSSES = ("minimax", "non-saturating", "wasserstein-gp")
 
 @register
 class GAN(GenerativeModel):
-    r"""A generator x = G(z), z ~ N(0, I), and a discriminator D(x) = sigmoid(logit), played as a minimax game.
+    r"""A generator x = G(z), z ~ N(0, I), and a discriminator D(x) = sigmoid(logit) in a minimax game.
 
     The variants (``wgan-gp``, ``dcgan``) change only class-level defaults: the loss, the networks and
     the training options that :class:`~ppgen.inference.adversarial.AdversarialObjective` reads from
-    ``adversarial_defaults``.
+    ``fit_defaults``.
 
     Arguments:
         spec: the data spec.
@@ -77,8 +79,10 @@ class GAN(GenerativeModel):
     min_latent_dim: ClassVar[int] = 8
     default_fourier: ClassVar[int] = 0
     default_d_hidden: ClassVar[int | None] = None
-    fit_defaults = {"epochs": 200, "batch_size": 256, "lr": 1e-3}
-    adversarial_defaults: ClassVar[dict] = {
+    fit_defaults = {
+        "epochs": 200,
+        "batch_size": 256,
+        "lr": 1e-3,
         "d_steps": 1,
         "d_lr_scale": 2.0,
         "betas": (0.5, 0.9),
@@ -128,30 +132,18 @@ class GAN(GenerativeModel):
             self.generator = conv_generator(self.latent_dim, shape, channels, classes, embed_dim)
             self.discriminator = conv_discriminator(shape, channels, classes)
         self.levels = spec.num_categories  # 0 for continuous data
-        self.register_buffer("x_loc", torch.zeros(shape))
-        self.register_buffer("x_scale", torch.ones(shape))
-        self.register_buffer("stats_ready", torch.tensor(self.levels > 0))
+        self.standardize = Standardize(spec, per_dimension=True, min_scale=1e-3)
 
     # --- the data <-> network maps ---------------------------------------------------------------
-    @torch.no_grad()
-    def observe_statistics(self, x: Tensor) -> None:
-        r"""Sets the standardisation buffers of continuous data from a batch x: (B, *event_shape) (once)."""
-        if bool(self.stats_ready):
-            return
-        self.x_loc.copy_(x.mean(0))
-        self.x_scale.copy_(x.std(0).clamp_min(1e-3) if x.shape[0] > 1 else torch.ones_like(self.x_scale))
-        self.stats_ready.fill_(True)
-
-    def standardize(self, x: Tensor) -> Tensor:
-        r"""Data space -> the discriminator's input space. x: (B, *event_shape)."""
-        if self.levels:
-            return 2 * x / (self.levels - 1) - 1
-        return (x - self.x_loc) / self.x_scale
+    def initialize(self, data) -> None:
+        r"""Fits the standardization of continuous data to the training split (once)."""
+        self.standardize.fit(data.x)
 
     def to_data(self, raw: Tensor) -> Tensor:
-        r"""The generator's raw output (B, *event_shape) -> data space; K levels rounded with a straight-through gradient."""
+        r"""The generator's raw output (B, *event_shape) -> data space; K levels rounded with a
+        straight-through gradient."""
         if not self.levels:
-            return self.x_loc + self.x_scale * raw
+            return self.standardize.inverse(raw)
         v = torch.sigmoid(raw) * (self.levels - 1)
         return v.round().detach() + (v - v.detach())  # exactly the rounded value, the gradient of v
 
@@ -175,17 +167,11 @@ class GAN(GenerativeModel):
 
     # --- the Pyro program ------------------------------------------------------------------------
     def _labels(self, n: int, y) -> Tensor | None:
-        if not self.conditional:
-            return None
-        if y is None:
-            return pyro.sample("y", dist.Categorical(logits=self.x_loc.new_zeros(self.spec.num_classes)))
-        y = torch.as_tensor(y, device=self.x_loc.device).long()
-        y = y.expand(n) if y.ndim == 0 else y
-        if y.shape != (n,) or (y < 0).any() or (y >= self.spec.num_classes).any():
-            raise PPGenError(
-                f"{self.name}: expected labels y of shape ({n},) with values in [0, {self.spec.num_classes})"
-            )
-        return y
+        if self.conditional and y is None:
+            logits = self.standardize.shift.new_zeros(self.spec.num_classes)
+            return pyro.sample("y", dist.Categorical(logits=logits))
+        y = None if y is None else torch.as_tensor(y, device=self.device)
+        return self.check_labels(y.expand(n) if y is not None and y.ndim == 0 else y, n)
 
     def model(self, x: Tensor | None = None, y=None, n: int | None = None) -> Tensor:
         r"""z ~ N(0, I); x = G(z, y) at the deterministic site "x". Returns x: (B, *event_shape).
@@ -198,21 +184,23 @@ class GAN(GenerativeModel):
             n = x.shape[0]
         elif n is None:
             n = len(y) if y is not None and torch.as_tensor(y).ndim == 1 else 1
-        zeros = self.x_loc.new_zeros(n, self.latent_dim)
+        zeros = self.standardize.shift.new_zeros(n, self.latent_dim)
         with pyro.plate("data", n):
             z = pyro.sample("z", dist.Normal(zeros, 1.0).to_event(1))
             y = self._labels(n, y)
             return pyro.deterministic("x", self.generate(z, y), event_dim=len(self.spec.event_shape))
 
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
-        r"""n samples (n, *event_shape) in the data's support; y: (n,) labels or one label for conditional models."""
+        r"""n samples (n, *event_shape) in the data's support; y: (n,) labels or one label (conditional
+        models)."""
         with torch.no_grad():
             return self.model(n=n, y=y).detach()
 
     # --- no density --------------------------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         raise PPGenError(
-            f"{self.name} has an implicit density: it only samples, log_prob is undefined; use sample-based metrics"
+            f"{self.name} has an implicit density: it only samples, log_prob is undefined; "
+            "use sample-based metrics"
         )
 
     def evaluation_log_prob(self, x, y=None, num_samples: int = 1000):
@@ -230,29 +218,20 @@ class GAN(GenerativeModel):
 class WGANGP(GAN):
     r"""A Wasserstein GAN: a 1-Lipschitz critic (gradient penalty) estimates W1(p_data, p_g); G minimises it.
 
-    Defaults (every one a constructor or ``ppgen.fit`` option), chosen by measurement on rings8 and
-    grid25 with one configuration for both:
+    Defaults (every one a constructor or ``ppgen.fit`` option), one configuration for rings8 and grid25
+    (the measurements behind them are in benchmarks/gan_quality.py):
 
     - the critic reads 6 octaves of Fourier features of its (standardised) input when the data have
       dimension <= 4 (``fourier``), so that it can resolve modes much smaller than the data's range:
       grid25's modes have std 0.018 in standardised units, 0.7 apart;
     - a wider generator (``hidden`` 256) than critic (``d_hidden`` 128), and a latent code no smaller
-      than it needs (``min_latent_dim`` 2: z has D // 2 dimensions, at least 2 and at most 64, so 2 on
-      2-D data, where 8 dimensions gave 2-5 points fewer HQ and slower convergence);
-    - penalty weight 1 on standardised data (0.1 and 3 converged much more slowly), one critic step
-      per generator step with the critic at twice the generator's learning rate (the two time-scale
-      update rule of Heusel et al., arXiv:1706.08500) instead of Gulrajani et al.'s five, Adam(0.5, 0.9);
+      than it needs (``min_latent_dim`` 2: z has D // 2 dimensions, at least 2 and at most 64);
+    - penalty weight 1 on standardised data, one critic step per generator step with the critic at
+      twice the generator's learning rate (the two time-scale update rule of Heusel et al.,
+      arXiv:1706.08500) instead of Gulrajani et al.'s five, Adam(0.5, 0.9);
     - 300 epochs of batches of 256 with both learning rates decayed by 0.99 per epoch (1e-3 -> 5e-5):
       the samples sharpen onto the modes as the learning rate falls.
 
-    Measured (2,500 samples, ``coverage_over_seeds`` in tests/test_gan.py, one CPU thread on a loaded
-    2-core machine, 150-340 s wall per run, ~120-135 CPU s): grid25 25/25 modes for seeds 0, 1, 2 with
-    94.2, 94.5, 92.3% high-quality samples (mean 93.7%); rings8 8/8 modes with 97.7, 96.4, 97.0% (mean
-    97.0%). On grid25 seed 0, the former defaults (no Fourier features, width 128, 8-dimensional z,
-    penalty 0.1, 200 epochs, decay 0.985) gave 23/25 modes and 17% HQ, samples spread over the square;
-    Fourier features alone 25/25 and 57%; with penalty 1 65%; then 300 epochs with decay 0.99 and the
-    256-wide generator 91-93%; then z of 2 dimensions 94%. Averaging the generator's weights (EMA
-    0.999), penalty 3 or 10, five critic steps and a faster decay (0.985) did not help.
     The arguments are :class:`GAN`'s.
 
     References:
@@ -267,19 +246,20 @@ class WGANGP(GAN):
     default_d_hidden = 128
     default_fourier = 6
     min_latent_dim = 2
-    fit_defaults = {**GAN.fit_defaults, "epochs": 300}
-    adversarial_defaults = {**GAN.adversarial_defaults, "gp_weight": 1.0, "lr_decay": 0.99}
+    fit_defaults = {**GAN.fit_defaults, "epochs": 300, "gp_weight": 1.0, "lr_decay": 0.99}
 
 
 @register
 class DCGAN(GAN):
-    r"""The deep convolutional GAN of Radford et al. for images (digits, MNIST); non-saturating loss by default."""
+    r"""The deep convolutional GAN of Radford et al. for images (digits, MNIST); non-saturating loss."""
 
     name = "dcgan"
     images_only = True
     default_arch = "conv"
-    fit_defaults = {"epochs": 150, "batch_size": 64, "lr": 2e-4}
-    adversarial_defaults = {
+    fit_defaults = {
+        "epochs": 150,
+        "batch_size": 64,
+        "lr": 2e-4,
         "d_steps": 1,
         "d_lr_scale": 1.0,
         "betas": (0.5, 0.999),
@@ -289,7 +269,7 @@ class DCGAN(GAN):
 
 
 def fixed_affine_gan(data, loc: float, scale: float, **config) -> GAN:
-    r"""A `gan` on 1-D continuous data whose generator is fixed to G(z) = scale z + loc, so p_g = N(loc, scale^2).
+    r"""A `gan` on 1-D continuous data with its generator fixed to G(z) = scale z + loc: N(loc, scale^2).
 
     The data enter the discriminator unstandardised, so D sees p_data and p_g as they are: the setting
     in which the optimal discriminator D*(x) = p_data / (p_data + p_g) and the game value are known.
@@ -305,5 +285,5 @@ def fixed_affine_gan(data, loc: float, scale: float, **config) -> GAN:
         affine.weight.fill_(scale)
         affine.bias.fill_(loc)
     model.generator = Generator(affine)
-    model.stats_ready.fill_(True)  # identity standardisation: x_loc = 0, x_scale = 1
+    model.standardize.ready.fill_(True)  # identity standardisation: shift 0, scale 1
     return model

@@ -172,7 +172,8 @@ class Glow(GenerativeModel):
         return self._bound_terms(self.check_input(x), 1)[0]
 
     def estimate_log_prob(self, x, num_samples: int = 100, y=None):
-        r"""The importance-weighted dequantization bound with ``num_samples`` draws (tighter, still <= log P(x) in expectation)."""
+        r"""The importance-weighted dequantization bound with ``num_samples`` draws (tighter, still
+        <= log P(x) in expectation)."""
         terms = self._bound_terms(self.check_input(x), num_samples)
         return torch.logsumexp(terms, 0) - math.log(num_samples)
 

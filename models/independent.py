@@ -6,13 +6,10 @@ import torch
 from torch import nn
 
 from ppgen.base import GenerativeModel, register
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized
 
 __all__ = ["Independent"]
-
-
-def dimension_names(spec) -> list[str]:
-    return [f"x{i}" for i in range(spec.dim)]
 
 
 @register
@@ -96,5 +93,5 @@ class Independent(GenerativeModel):
 
     def graph(self):
         g = nx.DiGraph()
-        g.add_nodes_from(dimension_names(self.spec))
+        g.add_nodes_from(variable_names(self.spec.dim))
         return g

@@ -77,7 +77,8 @@ class MADE(AutoregressiveModel):
         hidden_sizes = [int(h) for h in hidden_sizes]
         if num_masks < 1 or not hidden_sizes or min(hidden_sizes) < 1 or not 0.0 <= dropout < 1.0:
             raise PPGenError(
-                f"made: expected num_masks >= 1, hidden sizes >= 1 and 0 <= dropout < 1, got {num_masks}, {hidden_sizes}, {dropout}"
+                "made: expected num_masks >= 1, hidden sizes >= 1 and 0 <= dropout < 1, "
+                f"got {num_masks}, {hidden_sizes}, {dropout}"
             )
         d = spec.dim
         self.categories = (
@@ -137,7 +138,7 @@ class MADE(AutoregressiveModel):
         return self.orders[self.mask_index]
 
     def dependencies(self):
-        r"""The inputs each output can reach through the current masks (paths through hidden units, or direct)."""
+        r"""The inputs each output can reach through the current masks (via hidden units, or direct)."""
         reach = self.hidden_layers[0].mask
         for layer in self.hidden_layers[1:]:
             reach = (layer.mask @ reach).clamp(max=1)
@@ -195,5 +196,6 @@ class MADE(AutoregressiveModel):
         return torch.logsumexp(torch.stack(lps), dim=0) - math.log(self.num_masks)
 
     def evaluation_log_prob(self, x, y=None, num_samples=1000):
-        r"""The reported test log-likelihood: the exact ensemble over all mask sets (see :meth:`ensemble_log_prob`)."""
+        r"""The reported test log-likelihood: the exact ensemble over all mask sets
+        (:meth:`ensemble_log_prob`)."""
         return self.ensemble_log_prob(x, y), "exact"

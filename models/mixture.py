@@ -8,8 +8,8 @@ from pyro.infer import TraceEnum_ELBO, config_enumerate
 from torch import nn
 
 from ppgen.base import GenerativeModel, register
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized, factorized_params_shape
-from ppgen.models.independent import dimension_names
 
 __all__ = ["Mixture"]
 
@@ -63,5 +63,5 @@ class Mixture(GenerativeModel):
     def graph(self):
         g = nx.DiGraph()
         g.add_node("z")
-        g.add_edges_from(("z", v) for v in dimension_names(self.spec))
+        g.add_edges_from(("z", v) for v in variable_names(self.spec.dim))
         return g

@@ -35,13 +35,15 @@ class RunningActivationModel(AutoregressiveModel):
         activation: "sigmoid", "relu" or "tanh".
         order: the ordering, "raster", "reverse" or "random".
         order_seed: the seed of the random ordering.
-        dropout: the dropout rate of the hidden units while training (0 = none).
+        dropout: the dropout rate of the hidden units while training (0 = none; None: the model's
+            ``default_dropout``).
         conditional: model p(x | y): the one-hot label feeds the hidden layer of every conditional.
     """
 
     conditionable = True
     params_per_dim: int = 1
     encoding_width: int = 1
+    default_dropout: ClassVar[float] = 0.0
 
     def __init__(
         self,
@@ -50,10 +52,11 @@ class RunningActivationModel(AutoregressiveModel):
         activation: str = "sigmoid",
         order: str = "raster",
         order_seed: int = 0,
-        dropout: float = 0.0,
+        dropout: float | None = None,
         conditional: bool = False,
     ):
         super().__init__(spec, conditional=conditional)
+        dropout = self.default_dropout if dropout is None else dropout
         if activation not in ACTIVATIONS:
             raise PPGenError(
                 f"{self.name}: unknown activation {activation!r}; expected one of: {', '.join(ACTIVATIONS)}"
@@ -115,7 +118,7 @@ class RunningActivationModel(AutoregressiveModel):
 
         Samples come from the model without dropout, whatever ``self.training`` says.
         """
-        y = self._labels_for_sampling(n, y)
+        y = self.labels_or_uniform(n, y)
         a = self.initial_activation(n, y).clone()  # (n, H)
         x = torch.zeros(n, self.spec.dim, device=self.device, dtype=self.dtype)
         for t, d in enumerate(self.order.tolist()):
@@ -152,19 +155,15 @@ class NADE(RunningActivationModel):
     fit_defaults = {"epochs": 80, "batch_size": 100, "lr": 1e-2}
     tiny_config = {"hidden": 16, "order": "random"}
 
-    def __init__(
-        self,
-        spec,
-        hidden: int = 500,
-        activation: str = "sigmoid",
-        order: str = "raster",
-        order_seed: int = 0,
-        dropout: float = 0.5,
-        conditional: bool = False,
-    ):
-        self.params_per_dim = 1 if spec.kind == "binary" else spec.num_categories
-        self.encoding_width = 1 if spec.kind == "binary" else spec.num_categories
-        super().__init__(spec, hidden, activation, order, order_seed, dropout, conditional)
+    default_dropout = 0.5
+
+    @property
+    def params_per_dim(self) -> int:
+        return 1 if self.spec.kind == "binary" else self.spec.num_categories
+
+    @property
+    def encoding_width(self) -> int:
+        return self.params_per_dim
 
     def encode(self, x):
         return x.unsqueeze(-1).to(self.dtype) if self.spec.kind == "binary" else self.one_hot(x)

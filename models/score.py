@@ -49,10 +49,12 @@ class ChainSampledModel(GenerativeModel):
         super().__init__(spec)
         self.standardize = Standardize(spec)
 
+    def initialize(self, data) -> None:
+        r"""Fits the standardization (continuous data) and the data range to the training split (once)."""
+        self.standardize.fit(data.x)
+
     def prepare(self, x: Tensor) -> Tensor:
-        r"""x (B, *event_shape) -> u; in training mode it first fits the standardization (first batch) and data range."""
-        if self.training:
-            self.standardize.fit(x)
+        r"""x (B, *event_shape) -> u, the working space."""
         return self.standardize(x)
 
     def unnormalized_log_prob(self, x: Tensor) -> Tensor | None:
@@ -81,7 +83,7 @@ class ChainSampledModel(GenerativeModel):
 
     @torch.no_grad()
     def sample_chain(self, n: int, steps) -> dict[int, Tensor]:
-        r"""Snapshots of n chains at the given steps (0 = the start, up to ``num_sampling_steps``), in data space.
+        r"""Snapshots of n chains at the given steps (0: the start, ..., ``num_sampling_steps``), as data.
 
         Discrete data are shown unrounded (clamped to the level range), so the chain's progress is visible.
         """
@@ -95,7 +97,7 @@ class ChainSampledModel(GenerativeModel):
 
         def record(step, u):
             if step in wanted:
-                x = u * self.standardize.scale + self.standardize.shift
+                x = self.standardize.inverse(u, snap=False)
                 shots[step] = x.clamp(0, k - 1) if k else x.clone()
 
         self.sample_u(n, on_step=record)
@@ -118,9 +120,9 @@ class SMLD(ChainSampledModel):
     Langevin dynamics (Song & Ermon, 2019) with the learned score. Training is denoising score
     matching (``ppgen.inference.score_matching``, objective "dsm"), not the ELBO.
 
-    Continuous data are standardized inside the model (buffers set from the first training batch);
-    binary and categorical levels are mapped to [-1, 1] and samples rounded back. The ladder is in
-    those standardized units.
+    Continuous data are standardized inside the model (buffers set from the training split by
+    :meth:`initialize`); binary and categorical levels are mapped to [-1, 1] and samples rounded
+    back. The ladder is in those standardized units.
 
     Arguments:
         spec: the data spec.
@@ -178,7 +180,8 @@ class SMLD(ChainSampledModel):
         return self.net(u, sigma)
 
     def score(self, x: Tensor, sigma: float | None = None) -> Tensor:
-        r"""grad_x log p_sigma(x) in data space, sigma in data units (default: the smallest level). x: (B, *event_shape)."""
+        r"""grad_x log p_sigma(x) in data space, sigma in data units (default: the smallest level).
+        x: (B, *event_shape)."""
         scale = self.standardize.scale
         s = (
             self.sigmas[-1]

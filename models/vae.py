@@ -1,4 +1,4 @@
-"""Variational autoencoders: a latent Gaussian z, a decoder p(x | z) of the data kind, an amortized guide q(z | x).
+"""Variational autoencoders: a latent Gaussian z, a decoder p(x | z) of the data kind, an amortized q(z | x).
 
 One base class, :class:`VAE`, holds the Pyro model and guide, with the VampPrior (a mixture of the guide's
 posteriors at learned pseudo-inputs, the default) or N(0, I) as the prior; the variants change one thing each:
@@ -28,9 +28,9 @@ from torch import Tensor, nn
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
 from ppgen.estimators.importance import ImportanceWeightedELBO, elbo_estimate, log_marginal
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized, factorized_params_shape
 from ppgen.likelihoods.vamp_prior import VampPrior
-from ppgen.models.independent import dimension_names
 from ppgen.nn.mlp import mlp
 
 __all__ = ["VAE", "IWAE", "CVAE", "IAFVAE"]
@@ -99,7 +99,8 @@ class VAE(GenerativeModel):
         latent_dim = latent_dim if latent_dim is not None else self.default_latent_dim
         if latent_dim < 1 or any(h < 1 for h in hidden):
             raise PPGenError(
-                f"{self.name}: latent_dim and hidden widths must be positive, got {latent_dim} and {tuple(hidden)}"
+                f"{self.name}: latent_dim and hidden widths must be positive, "
+                f"got {latent_dim} and {tuple(hidden)}"
             )
         if not 0 <= dropout < 1:
             raise PPGenError(f"{self.name}: dropout must be in [0, 1), got {dropout}")
@@ -116,7 +117,8 @@ class VAE(GenerativeModel):
             )
         if prior == "vamp" and self.conditional:
             raise PPGenError(
-                f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; use prior='standard'"
+                f"{self.name}: the VampPrior's pseudo-inputs are unlabelled, so it cannot condition on y; "
+                "use prior='standard'"
             )
         if prior == "vamp" and pseudo_inputs < 1:
             raise PPGenError(f"{self.name}: the VampPrior needs pseudo_inputs >= 1, got {pseudo_inputs}")
@@ -161,11 +163,12 @@ class VAE(GenerativeModel):
         return flat if not k else 2 * flat / (k - 1) - 1
 
     def posterior_params(self, x: Tensor, y: Tensor | None = None) -> dict:
-        r"""The guide's local parameters for each example: ``loc``, ``scale`` (B, L) and ``features`` (B, H)."""
+        r"""The guide's parameters for each example: ``loc``, ``scale`` (B, L) and ``features`` (B, H)."""
         return self.encoded_params(self.encoder_input(x), y)
 
     def encoded_params(self, inputs: Tensor, y: Tensor | None = None) -> dict:
-        r"""As :meth:`posterior_params`, from the encoder's inputs (B, D) (the VampPrior's pseudo-inputs are such)."""
+        r"""As :meth:`posterior_params`, from the encoder's inputs (B, D) (such as the VampPrior's
+        pseudo-inputs)."""
         h = self.features(self._with_context(inputs, y))
         loc, pre_scale = self.to_posterior(h).chunk(2, dim=-1)
         return {"loc": loc, "scale": nn.functional.softplus(pre_scale) + 1e-5, "features": h}
@@ -230,40 +233,35 @@ class VAE(GenerativeModel):
         )
 
     # --- densities, samples, latent space -------------------------------------------------------------
-    def check_labels(self, x: Tensor, y: Tensor | None) -> Tensor | None:
-        return y
-
     def log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None) -> Tensor:
-        r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``) draws: <= log p(x)."""
+        r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``)
+        draws: <= log p(x)."""
         x = self.check_input(x)
-        y = self.check_labels(x, y)
+        y = self.check_labels(y, x.shape[0])
         return elbo_estimate(self.model, self.guide, x, y, num_samples=num_samples or self.elbo_samples)
 
     @torch.no_grad()
     def estimate_log_prob(self, x: Tensor, num_samples: int = 1000, y: Tensor | None = None) -> Tensor:
         r"""The IWAE-K estimate of log p(x), (B,) nats, with K = ``num_samples`` guide draws (batched)."""
         x = self.check_input(x)
-        y = self.check_labels(x, y)
+        y = self.check_labels(y, x.shape[0])
         return log_marginal(self.model, self.guide, x, y, num_samples=num_samples)
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:
         z = self.prior().sample((n,))
         return (
-            self.likelihood(z, self.sample_labels(n, y)).sample().to(z.dtype)
+            self.likelihood(z, self.labels_or_uniform(n, y)).sample().to(z.dtype)
         )  # categorical draws are integers
-
-    def sample_labels(self, n: int, y: Tensor | None) -> Tensor | None:
-        return y
 
     @torch.no_grad()
     def encode(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r"""The guide's mean E_q[z | x], (B, L)."""
-        return self.posterior_params(self.check_input(x), self.check_labels(x, y))["loc"]
+        return self.posterior_params(self.check_input(x), self.check_labels(y, x.shape[0]))["loc"]
 
     @torch.no_grad()
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or Normal locations."""
+        r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or locations."""
         params = self.decoder_params(z, y)
         if self.spec.kind == "binary":
             return torch.sigmoid(params)
@@ -275,7 +273,7 @@ class VAE(GenerativeModel):
     def graph(self) -> nx.DiGraph:
         g = nx.DiGraph()
         g.add_node("z")
-        g.add_edges_from(("z", v) for v in dimension_names(self.spec))
+        g.add_edges_from(("z", v) for v in variable_names(self.spec.dim))
         return g
 
 
@@ -345,25 +343,9 @@ class CVAE(VAE):
         onehot = nn.functional.one_hot(y.long(), self.spec.num_classes).to(self.prior_loc.dtype)  # (B, C)
         return onehot.expand(*batch_shape, onehot.shape[-1])
 
-    def check_labels(self, x, y):
-        c = self.spec.num_classes
-        if y is None or y.shape != x.shape[:1] or ((y < 0) | (y >= c)).any():
-            got = None if y is None else tuple(y.shape)
-            raise PPGenError(
-                f"cvae needs labels y of shape ({x.shape[0]},) with integers in [0, {c}); got {got}"
-            )
-        return y
-
-    def sample_labels(self, n, y):
-        if y is None:
-            return torch.randint(self.spec.num_classes, (n,), device=self.prior_loc.device)
-        if y.shape != (n,):
-            raise PPGenError(f"cvae.sample: expected y of shape ({n},), got {tuple(y.shape)}")
-        return y
-
     def graph(self):
         g = super().graph()
-        g.add_edges_from(("y", v) for v in dimension_names(self.spec))
+        g.add_edges_from(("y", v) for v in variable_names(self.spec.dim))
         return g
 
 
@@ -410,5 +392,5 @@ class IAFVAE(VAE):
     @torch.no_grad()
     def encode(self, x, y=None, num_samples: int = 64):
         r"""The guide's mean E_q[z | x] by Monte Carlo over ``num_samples`` draws, (B, L)."""
-        q = self.posterior(self.check_input(x), self.check_labels(x, y))
+        q = self.posterior(self.check_input(x), self.check_labels(y, x.shape[0]))
         return q.sample((num_samples,)).mean(0)

@@ -34,7 +34,9 @@ class GenerativeModel(nn.Module):
         images_only: the model needs image data, event_shape (C, H, W).
         conditional: the model accepts labels y, modelling p(x | y).
         objective: the name of the training objective in ``ppgen.inference`` ("elbo", "counting", ...).
-        fit_defaults: default ``epochs``, ``batch_size``, ``lr`` for :func:`ppgen.fit`.
+        latent_site: the latent sample site that posterior analysis reads (None: no latent posterior).
+        fit_defaults: defaults of :func:`ppgen.fit`'s options (``epochs``, ``batch_size``, ``lr``,
+            ``ema_decay``) and of the objective's (e.g. ``lr_decay``, ``clip_norm``, ``d_steps``).
         quick_presets: per data set, the config and fit options of quick mode (see :meth:`quick_preset`).
     """
 
@@ -45,6 +47,7 @@ class GenerativeModel(nn.Module):
     images_only: ClassVar[bool] = False
     conditional: ClassVar[bool] = False
     objective: ClassVar[str] = "elbo"
+    latent_site: ClassVar[str | None] = None
     fit_defaults: ClassVar[dict] = {"epochs": 50, "batch_size": 128, "lr": 1e-3}
     quick_presets: ClassVar[dict] = {}
 
@@ -95,7 +98,7 @@ class GenerativeModel(nn.Module):
     def evaluation_log_prob(
         self, x: Tensor, y: Tensor | None = None, num_samples: int = 1000
     ) -> tuple[Tensor, str] | None:
-        r"""The test log-likelihood that gets reported, and its kind ("exact", "iwae-K", "elbo", "dequantized", ...).
+        r"""The test log-likelihood that gets reported, and its kind ("exact", "iwae-K", "elbo", ...).
 
         Returns None where the model has no density to report (implicit, or unnormalized without a partition
         function).
@@ -103,10 +106,29 @@ class GenerativeModel(nn.Module):
         if self.density == "exact":
             return self.log_prob(x, y), "exact"
         if self.density == "lower-bound":
-            if hasattr(self, "estimate_log_prob"):
-                return self.estimate_log_prob(x, num_samples, y=y), f"iwae-{num_samples}"
+            estimate = self.estimate_log_prob(x, num_samples, y=y)
+            if estimate is not None:
+                return estimate, f"iwae-{num_samples}"
             return self.log_prob(x, y), "elbo"
         return None
+
+    # --- optional parts of the protocol (declared here, overridden where a model has them) --------------
+    def estimate_log_prob(self, x: Tensor, num_samples: int = 1000, y: Tensor | None = None) -> Tensor | None:
+        r"""An importance-sampled (IWAE-K) estimate of log p(x), (B,) nats, with K = ``num_samples``.
+
+        Lower-bound models with a guide override it; the default None says that the model has no
+        estimate beyond :meth:`log_prob`.
+        """
+        return None
+
+    def posterior_params(self, x: Tensor, y: Tensor | None = None) -> dict:
+        r"""The guide's parameters of q(z | x), e.g. ``{"loc": (B, L), "scale": (B, L)}``, for models with
+        a latent posterior to inspect (the VAE family).
+
+        Raises:
+            PPGenError: the model has no latent posterior (the default).
+        """
+        raise PPGenError(f"{self.name} has no latent posterior to inspect (it needs a latent-variable model)")
 
     def graph(self) -> nx.DiGraph:
         r"""The model's dependency DAG over its variables."""
@@ -139,6 +161,51 @@ class GenerativeModel(nn.Module):
                 f"{self.name}: x must hold integers in [0, {k}) for data kind {self.spec.kind!r}"
             )
         return x
+
+    def check_labels(self, y: Tensor | None, n: int) -> Tensor | None:
+        r"""The labels a conditional model needs, validated: (n,) long in [0, num_classes) on the model's
+        device; None for an unconditional model (whatever ``y`` is).
+
+        Raises:
+            PPGenError: a conditional model got no labels, or labels of the wrong shape or range.
+        """
+        if not self.conditional:
+            return None
+        k = self.spec.num_classes
+        if y is None:
+            raise PPGenError(f"{self.name} is conditional: expected labels y of shape ({n},)")
+        y = torch.as_tensor(y, device=self.device)
+        integral = not y.is_floating_point() or bool((y == y.round()).all())
+        if y.shape != (n,) or not integral or bool(((y < 0) | (y >= k)).any()):
+            raise PPGenError(
+                f"{self.name}: expected integer labels y in [0, {k}) of shape ({n},), "
+                f"got shape {tuple(y.shape)}"
+            )
+        return y.long()
+
+    def labels_or_uniform(self, n: int, y: Tensor | None = None) -> Tensor | None:
+        r"""Labels for n samples: ``y`` validated, or drawn uniformly over the classes when a conditional
+        model gets none; None for an unconditional model."""
+        if self.conditional and y is None:
+            return torch.randint(self.spec.num_classes, (n,), device=self.device)
+        return self.check_labels(y, n)
+
+    def check_data(self, data: Dataset) -> None:
+        r"""Checks that a data set is one this model was built for: the same kind and event shape, labels
+        where a conditional model needs them, and values the model accepts (:meth:`check_input` on the
+        first 1,000 examples).
+
+        Raises:
+            PPGenError: one line saying what the model expects and what the data are.
+        """
+        if data.spec.kind != self.spec.kind or tuple(data.event_shape) != tuple(self.spec.event_shape):
+            raise PPGenError(
+                f"{self.name} was built for {self.spec.kind} data of shape {tuple(self.spec.event_shape)}; "
+                f"{data.name} is {data.kind} of shape {tuple(data.event_shape)}"
+            )
+        if self.conditional and data.y is None and self.spec.num_classes:
+            raise PPGenError(f"{self.name} is conditional and needs labels y; {data.name} has none")
+        self.check_input(data.x[:1000])
 
     def pyro_log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r"""log p(x) summed over the batch, read from a trace of the Pyro program (fully observed models)."""

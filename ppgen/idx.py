@@ -14,7 +14,7 @@ import numpy as np
 
 from ppgen.errors import PPGenError
 
-__all__ = ["read_idx", "write_idx", "find_mnist", "MNIST_FILES"]
+__all__ = ["read_idx", "find_mnist", "MNIST_FILES"]
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -60,15 +60,6 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             f"{path} is truncated or padded: shape {shape} needs {expected} bytes, file has {len(data)}"
         )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    r"""Writes an unsigned-byte IDX file (gzipped if the name ends in ``.gz``). Used by tests."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(header + array.tobytes())
 
 
 def _download(name: str, folder: Path) -> Path | None:

@@ -20,8 +20,8 @@ import ppgen.models  # noqa: F401  (registers every model)
 from ppgen.base import REGISTRY, supports
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
+from ppgen.graph import variable_names
 from ppgen.likelihoods import AutoregressiveLikelihood
-from ppgen.models.independent import dimension_names
 
 SPECS = [
     DataSpec("binary", (1, 3, 3), 2),
@@ -198,7 +198,7 @@ def test_autoregressive_property_and_graph(name, spec, conditional):
     declared = m.dependencies()
     assert {i: set(s) for i, s in declared.items()} == found
     g = m.graph()
-    names = dimension_names(spec)
+    names = variable_names(spec.dim)
     assert list(g.nodes) == names
     assert set(g.edges) == {(names[j], names[i]) for i, parents in found.items() for j in parents}
 

@@ -9,7 +9,16 @@ import torch
 
 from ppgen import data
 from ppgen.errors import PPGenError
-from ppgen.idx import read_idx, write_idx
+from ppgen.idx import read_idx
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    r"""Writes an unsigned-byte IDX file (gzipped if the name ends in ``.gz``), for the reader's tests."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
 
 
 def write_mnist(folder, n_train=20, n_test=10, gz=True):

@@ -131,7 +131,7 @@ def test_pyro_elbo_of_model_and_guide_equals_the_closed_form_bound(kind, shape):
     m = perturb(ppgen.create("ddpm", DataSpec(kind, shape), timesteps=30, hidden=16, blocks=1), scale=0.02)
     data = tiny_data(kind, shape)
     m.train()
-    m.to_model_space(data.x)  # standardizes continuous data
+    m.initialize(data)  # standardizes continuous data
     m.eval()
     x = data.x[:1].repeat(8000, *[1] * len(shape))  # one example, 8,000 draws
     with torch.no_grad():

@@ -4,7 +4,6 @@ and one over every flow model (density integrates to 1, save/load, validation, d
 import io
 import math
 
-import pyro.distributions as dist
 import pytest
 import torch
 from torch.distributions import ComposeTransform
@@ -22,7 +21,6 @@ from ppgen.flows import (
     VariationalDequantizer,
     conditional_invertible_planar,
 )
-from ppgen.models.flows import iaf
 
 VECTOR_FLOWS = ["realnvp", "maf", "nsf", "planar"]
 VEC = DataSpec("continuous", (2,))
@@ -59,7 +57,6 @@ def _cases():
     split = Split(ComposeTransform([Squeeze(), split_inner]), keep=2)
     planar = InvertiblePlanar(3)
     cplanar = conditional_invertible_planar(3, 2)
-    flow_iaf = iaf(3, hidden_dims=(8,), num_transforms=2)
     glow = ppgen.create("glow", IMG, levels=2, steps_per_level=1, hidden=8)
     cases = {
         "actnorm-vector": (actnorm_v, [actnorm_v], (3,), None),
@@ -70,7 +67,6 @@ def _cases():
         "split": (split, [split_inner], (4, 4, 4), None),
         "planar": (planar, [planar], (3,), None),
         "planar-conditional": (cplanar.condition(torch.randn(2, dtype=torch.float64)), [cplanar], (3,), None),
-        "iaf": (flow_iaf, [flow_iaf], (3,), None),
         "glow-flow": (glow.normalizing_transform(), [glow.steps], (1, 4, 4), None),
     }
     for name in VECTOR_FLOWS:
@@ -272,16 +268,6 @@ def test_flow_trains_a_few_steps(name):
     result = ppgen.fit(m, data, steps=6, batch_size=32, progress=False)
     assert result.steps == 6 and all(math.isfinite(r["loss"]) for r in result.log)
     assert bool(m.steps[0].initialized)
-
-
-def test_iaf_guide_log_prob_matches_change_of_variables():
-    t = randomize(iaf(3, hidden_dims=(8,)).double())
-    base = dist.Normal(torch.zeros(3, dtype=torch.float64), 1.0).to_event(1)
-    q = dist.TransformedDistribution(base, t)
-    z = base.sample((5,))
-    x = t(z)
-    expected = base.log_prob(z) - t.log_abs_det_jacobian(z, x)
-    assert torch.allclose(q.log_prob(x), expected)
 
 
 # --- dequantization: the bound on the discrete likelihood -------------------------------------------

@@ -141,7 +141,7 @@ def test_variant_program_samples_and_training_step(name, spec, config):
     # one game round moves both players: every parameter receives a gradient
     data = fake_data(spec)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    d_steps = type(model).adversarial_defaults["d_steps"]
+    d_steps = type(model).fit_defaults["d_steps"]
     result = ppgen.fit(model, data, steps=d_steps, batch_size=64, progress=False)
     assert result.steps == d_steps and math.isfinite(result.log[-1]["loss"])
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
@@ -171,9 +171,9 @@ def test_save_load_round_trip(tmp_path):
     loaded = ppgen.create("wgan-gp", data, hidden=32)
     loaded.load_state_dict(torch.load(path, weights_only=True))
     assert (
-        bool(loaded.stats_ready)
-        and torch.equal(loaded.x_loc, model.x_loc)
-        and torch.equal(loaded.x_scale, model.x_scale)
+        bool(loaded.standardize.ready)
+        and torch.equal(loaded.standardize.shift, model.standardize.shift)
+        and torch.equal(loaded.standardize.scale, model.standardize.scale)
     )
     torch.manual_seed(3)
     a = model.sample(10)
@@ -245,6 +245,7 @@ def test_straight_through_rounding_keeps_gradients():
 def test_mode_collapse_warning_when_coverage_drops():
     data = ppgen.data.load("rings8", "train", n=512)
     model = ppgen.create("gan", data, hidden=16)
+    model.initialize(data)
     objective = AdversarialObjective(
         model, 1e-3, modes=data.truth.means, mode_std=data.truth.std, check_every=1, n_check=500
     )
@@ -253,7 +254,7 @@ def test_mode_collapse_warning_when_coverage_drops():
     with torch.no_grad():  # collapse G onto the first mode
         last = model.generator.body[-2]
         last.weight.zero_()
-        last.bias.copy_((data.truth.means[0].float() - model.x_loc) / model.x_scale)
+        last.bias.copy_(model.standardize(data.truth.means[:1].float())[0])
     with pytest.warns(ModeCollapseWarning, match="1 of 8 modes"):
         logs = objective.end_epoch()
     assert logs["modes_covered"] == 1 and logs["collapse_warning"] == 1.0

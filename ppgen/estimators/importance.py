@@ -27,12 +27,13 @@ PARTICLES = "importance_particles"
 
 
 def _per_example(site: dict, plate: str, particle_dim: int, num_particles: int, batch: int) -> Tensor:
-    r"""A site's log-probability reduced to (K, B): sums every plate other than ``plate`` and the particles."""
+    r"""A site's log-probability reduced to (K, B): sums every plate but ``plate`` and the particles."""
     lp = site["log_prob"]
     frames = {f.name: f.dim for f in site["cond_indep_stack"]}
     if plate not in frames:
         raise PPGenError(
-            f"site {site['name']!r} lies outside the plate {plate!r}; per-example importance weights need every site inside it"
+            f"site {site['name']!r} lies outside the plate {plate!r}; "
+            "per-example importance weights need every site inside it"
         )
     keep = {particle_dim, frames[plate]}
     while lp.dim() < -min(keep):
@@ -74,7 +75,8 @@ def _one_chunk(
                 frames = {f.name: f.size for f in site["cond_indep_stack"]}
                 if plate not in frames:
                     raise PPGenError(
-                        f"site {name!r} lies outside the plate {plate!r}; per-example importance weights need every site inside it"
+                        f"site {name!r} lies outside the plate {plate!r}; "
+                        "per-example importance weights need every site inside it"
                     )
                 batch = frames[plate]
             log_w = log_w + sign * _per_example(site, plate, particle_dim, k, batch)
@@ -140,7 +142,8 @@ def log_marginal(model, guide, *args, num_samples: int = 1000, **kwargs) -> Tens
 
 
 def elbo_estimate(model, guide, *args, num_samples: int = 1, **kwargs) -> Tensor:
-    r"""The Monte Carlo ELBO per example, mean_k log w_k, (B,) nats (unbiased for E_q[log p(x, z) - log q(z | x)])."""
+    r"""The Monte Carlo ELBO per example, mean_k log w_k, (B,) nats (unbiased for
+    E_q[log p(x, z) - log q(z | x)])."""
     log_w, _ = log_importance_weights(model, guide, *args, num_samples=num_samples, **kwargs)
     return log_w.mean(dim=0)
 

@@ -7,7 +7,7 @@ __all__ = ["BoundedScale"]
 
 
 class BoundedScale(nn.Module):
-    r"""Wraps a hypernet that returns (shift, log_scale) and maps log_scale to ``bound * tanh(log_scale / bound)``.
+    r"""Wraps a hypernet returning (shift, log_scale); maps log_scale to ``bound * tanh(log_scale / bound)``.
 
     Pyro's affine coupling and autoregressive transforms clamp the log-scale with
     ``clamp_preserve_gradients``: the value is clipped but the gradient passes as if it were not, so

@@ -9,7 +9,8 @@ __all__ = ["AffineCoupling2d", "coupling_net"]
 
 
 def coupling_net(in_channels: int, out_channels: int, hidden: int) -> nn.Sequential:
-    r"""conv3x3 -> ReLU -> conv1x1 -> ReLU -> conv3x3, the last zero-initialised so the coupling starts as the identity."""
+    r"""conv3x3 -> ReLU -> conv1x1 -> ReLU -> conv3x3, the last zero-initialised so that the coupling
+    starts as the identity."""
     last = nn.Conv2d(hidden, out_channels, 3, padding=1)
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)

@@ -48,7 +48,7 @@ class _PlanarInverse:
 
 
 def near_identity(u: Tensor, w: Tensor, scale: float = 0.01) -> None:
-    r"""Sets u in place so that u_hat is a small vector orthogonal to w: the map starts as a near-identity shear.
+    r"""Sets u in place so that u_hat is a small vector orthogonal to w: the map starts near the identity.
 
     Pyro's u_hat = u + (softplus(w.u) - 1 - w.u) w / |w|^2 has w.u_hat = softplus(w.u) - 1, which is
     0 (no contraction along w) when w.u = log(e - 1); then u_hat is u's component orthogonal to w.
@@ -89,7 +89,7 @@ class InvertiblePlanar(_PlanarInverse, Planar):
 
 
 class ConditionalInvertiblePlanar(ConditionalTransformModule):
-    r"""A planar map whose (bias, u, w) are learned base values plus offsets ``nn(context)``: the conditional version.
+    r"""The conditional planar map: (bias, u, w) are learned base values plus offsets ``nn(context)``.
 
     The base values start as a near-identity map and the offsets at zero, so that an untrained
     conditional flow is close to its base distribution for every context.

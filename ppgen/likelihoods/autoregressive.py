@@ -1,4 +1,4 @@
-"""The chain-rule likelihood p(x) = prod_i p(x_i | x_<i) of an autoregressive model, as a Pyro distribution."""
+"""The chain-rule likelihood p(x) = prod_i p(x_i | x_<i) of an autoregressive model as a Pyro distribution."""
 
 import math
 

@@ -21,7 +21,7 @@ __all__ = ["DiagonalNormalMixture", "VampPrior"]
 
 
 class DiagonalNormalMixture(dist.TorchDistribution):
-    r"""sum_k w_k N(z; loc_k, diag(scale_k^2)) over z in R^L: event shape (L,), one mixture for every batch index.
+    r"""sum_k w_k N(z; loc_k, diag(scale_k^2)) over z in R^L: event shape (L,), one mixture per batch index.
 
     Arguments:
         logits: (K,) unnormalized log-weights w.
@@ -46,7 +46,8 @@ class DiagonalNormalMixture(dist.TorchDistribution):
     ):
         if loc.ndim != 2 or scale.shape != loc.shape or logits.shape != loc.shape[:1]:
             raise ValueError(
-                f"expected logits (K,), loc and scale (K, L); got {tuple(logits.shape)}, {tuple(loc.shape)}, {tuple(scale.shape)}"
+                "expected logits (K,), loc and scale (K, L); "
+                f"got {tuple(logits.shape)}, {tuple(loc.shape)}, {tuple(scale.shape)}"
             )
         self.logits, self.loc, self.scale = logits, loc, scale
         super().__init__(torch.Size(batch_shape), loc.shape[-1:], validate_args=validate_args)
@@ -92,7 +93,8 @@ class DiagonalNormalMixture(dist.TorchDistribution):
         )
 
     def marginals(self) -> dist.TorchDistribution:
-        r"""The L one-dimensional mixtures p(z_l), as one distribution with batch shape (L,) (ignores the batch shape)."""
+        r"""The L one-dimensional mixtures p(z_l), as one distribution with batch shape (L,) (the batch
+        shape is ignored)."""
         L = self.loc.shape[-1]
         mixing = dist.Categorical(logits=self.logits.expand(L, -1))
         return dist.MixtureSameFamily(mixing, dist.Normal(self.loc.T, self.scale.T))

@@ -3,12 +3,13 @@
 from torch import Tensor, nn
 
 from ppgen.nn.fourier import FourierFeatures
+from ppgen.nn.mlp import mlp
 
 __all__ = ["EnergyNet"]
 
 
 class EnergyNet(nn.Module):
-    r"""E_theta(x) = scale * f_theta(x) + |x|^2 / (2 tau^2): an MLP with SiLU activations plus a weak confinement.
+    r"""E_theta(x) = scale * f_theta(x) + |x|^2 / (2 tau^2): a SiLU MLP plus a weak confinement.
 
     SiLU keeps E smooth, so that grad_x E (the negative score that SGLD follows) is continuous. The
     quadratic term with a wide ``tau`` makes exp(-E) integrable on all of R^D whatever the network
@@ -45,11 +46,7 @@ class EnergyNet(nn.Module):
     ):
         super().__init__()
         self.features = FourierFeatures(fourier)
-        sizes = [self.features.out_features(dim)] + [hidden] * layers
-        blocks = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            blocks += [nn.Linear(a, b), nn.SiLU()]
-        self.net = nn.Sequential(*blocks, nn.Linear(hidden, 1))
+        self.net = mlp(self.features.out_features(dim), (hidden,) * layers, 1, nn.SiLU)
         self.tau = tau
         self.scale = scale
 

@@ -11,11 +11,13 @@ References:
 """
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 
 from ppgen.nn.fourier import FourierFeatures
+from ppgen.nn.mlp import mlp
 
 __all__ = [
     "Generator",
@@ -74,13 +76,6 @@ class Discriminator(nn.Module):
         return out
 
 
-def _mlp(sizes: list[int], act) -> list[nn.Module]:
-    layers = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(a, b), act()]
-    return layers
-
-
 def mlp_generator(
     latent_dim: int,
     event_shape: tuple,
@@ -91,10 +86,8 @@ def mlp_generator(
 ) -> Generator:
     r"""An MLP generator: [z, embed(y)] -> ReLU layers -> linear -> (B, *event_shape)."""
     embed_dim = embed_dim if num_classes else 0
-    sizes = [latent_dim + embed_dim] + [hidden] * layers
-    body = nn.Sequential(
-        *_mlp(sizes, nn.ReLU), nn.Linear(hidden, math.prod(event_shape)), nn.Unflatten(-1, tuple(event_shape))
-    )
+    net = mlp(latent_dim + embed_dim, (hidden,) * layers, math.prod(event_shape), nn.ReLU)
+    body = nn.Sequential(*net, nn.Unflatten(-1, tuple(event_shape)))
     return Generator(body, num_classes, embed_dim)
 
 
@@ -106,10 +99,10 @@ def mlp_discriminator(
     ``fourier`` octaves of :class:`~ppgen.nn.fourier.FourierFeatures` (0: none) let the critic resolve
     structure much finer than the data's range (many small modes).
     """
-    act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
     features = [FourierFeatures(fourier)] if fourier else []
     d = math.prod(event_shape) * (1 + 2 * fourier)
-    body = nn.Sequential(nn.Flatten(), *features, *_mlp([d] + [hidden] * layers, act))
+    net = mlp(d, (hidden,) * layers, None, partial(nn.LeakyReLU, 0.2))
+    body = nn.Sequential(nn.Flatten(), *features, *net)
     return Discriminator(body, hidden, num_classes)
 
 
@@ -143,7 +136,8 @@ def conv_generator(
     num_classes: int | None = None,
     embed_dim: int = 16,
 ) -> Generator:
-    r"""The DCGAN generator: linear to (2c, H/4, W/4), two stride-2 transposed convolutions, crop to (C, H, W).
+    r"""The DCGAN generator: linear to (2c, H/4, W/4), two stride-2 transposed convolutions, crop to
+    (C, H, W).
 
     No batch norm: samples then do not depend on the batch or on train/eval mode.
 

@@ -29,6 +29,7 @@ __all__ = [
     "MaskedResidualBlock",
     "GatedBlock",
     "RasterCache",
+    "RasterStack",
     "PixelCNNStack",
     "GatedPixelCNNStack",
 ]
@@ -185,7 +186,8 @@ class MaskedResidualBlock(nn.Module):
         return self._tail(self.conv(F.elu(h)), h, e)
 
     def at(self, buf: Tensor, act: Tensor, margin: int, i: int, j: int, e: Tensor | None = None) -> Tensor:
-        r"""The output at pixel (i, j), (B, C, 1, 1), from the padded input buffer and its elu (elu(0) = 0 keeps the margin zero)."""
+        r"""The output at pixel (i, j), (B, C, 1, 1), from the padded input buffer and its elu
+        (elu(0) = 0 keeps the margin zero)."""
         a = self.conv.window(act, margin, (i, i + 1), (j, j + 1))
         return self._tail(a, buf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
 
@@ -252,7 +254,8 @@ class GatedBlock(nn.Module):
     def horizontal_at(
         self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None
     ) -> Tensor:
-        r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at (i - 1, j) (zeros on row 0)."""
+        r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at
+        (i - 1, j) (zeros on row 0)."""
         hp = self.h_conv.window(hbuf, margin, (i, i + 1), (j, j + 1)) + self.v_to_h(vp_above)
         return self._horizontal(hp, hbuf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
 
@@ -292,7 +295,29 @@ class RasterCache:
         buf[..., self.m + i : self.m + i + 1, self.m + j : self.m + j + 1] = value
 
 
-class PixelCNNStack(nn.Module):
+class RasterStack(nn.Module):
+    r"""What the PixelCNN and PixelRNN bodies share: the first, type-A masked convolution of the image
+    features (with the conditioning bias of e), which later layers refine.
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        channels: C, the output width.
+        first_kernel: the size of the type-A kernel.
+        embed_dim: the size of a conditioning vector, or None.
+    """
+
+    def __init__(self, in_channels: int, channels: int, first_kernel: int, embed_dim: int | None):
+        super().__init__()
+        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
+        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        self.out_channels = channels
+
+    def first_layer(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W) -> (B, C, H, W), the type-A convolution plus the conditioning bias."""
+        return self.first(x) + condition_bias(self.first_cond, e)
+
+
+class PixelCNNStack(RasterStack):
     r"""The plain PixelCNN body: a type-A k0 x k0 masked convolution, then residual type-B blocks.
 
     Its receptive field has the blind spot of stacked raster masks: pixels above and to the right,
@@ -318,21 +343,18 @@ class PixelCNNStack(nn.Module):
         embed_dim: int | None = None,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
-        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        super().__init__(in_channels, channels, first_kernel, embed_dim)
         self.blocks = nn.ModuleList(
             MaskedResidualBlock(channels, kernel_size, embed_dim, dropout) for _ in range(layers)
         )
-        self.out_channels = channels
 
     @property
     def margin(self) -> int:
         return max([self.first.margin] + [b.conv.margin for b in self.blocks])
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
-        r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
-        h = self.first(x) + condition_bias(self.first_cond, e)
+        r"""x: (B, C_in, H, W) image features -> (B, C, H, W); output (i, j) sees earlier pixels only."""
+        h = self.first_layer(x, e)
         for block in self.blocks:
             h = block(h, e)
         return h
@@ -344,7 +366,7 @@ class PixelCNNStack(nn.Module):
         return r
 
     def cache(self, x: Tensor, e: Tensor | None = None) -> "_PlainCache":
-        r"""A cache for raster-order sampling from the image features x (B, C_in, H, W) (zeros where unknown)."""
+        r"""A cache for raster-order sampling from image features x (B, C_in, H, W) (zeros where unknown)."""
         return _PlainCache(self, x, e)
 
 
@@ -357,7 +379,8 @@ class _PlainCache(RasterCache):
         self.acts = [x.new_zeros(size) for _ in range(len(stack.blocks))]  # and their elu
 
     def at(self, i: int, j: int) -> Tensor:
-        r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; needs every pixel before (i, j) set."""
+        r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; every pixel before
+        (i, j) must be set."""
         s, m = self.stack, self.m
         h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(
             s.first_cond, self.e

@@ -12,7 +12,7 @@ def mlp(
     activation=nn.Softplus,
     dropout: float = 0.0,
 ) -> nn.Sequential:
-    r"""Linear -> activation (-> dropout), for each width in ``hidden``, then an optional last Linear (no activation).
+    r"""Linear -> activation (-> dropout) for each width in ``hidden``, then an optional last Linear.
 
     Arguments:
         in_features: the input width.

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, condition_bias
+from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, RasterStack, condition_bias
 
 __all__ = ["RowLSTM", "RowLSTMStack"]
 
@@ -51,7 +51,7 @@ class RowLSTM(nn.Module):
         return max(self.input_to_state.margin, self.state_to_state.padding[0], 1)
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
-        r"""x: (B, C_in, H, W), e: (B, E) or None -> hidden states (B, C, H, W); a loop over the H rows only."""
+        r"""x: (B, C_in, H, W), e: (B, E) or None -> hidden states (B, C, H, W); loops over the H rows."""
         gates = self.input_to_state(x) + condition_bias(self.cond, e)  # (B, 4C, H, W)
         h = c = x.new_zeros(x.shape[0], self.channels, x.shape[-1])  # (B, C, W)
         rows = []
@@ -97,7 +97,7 @@ class RowLSTM(nn.Module):
         return torch.stack(rows, dim=-2)
 
 
-class RowLSTMStack(nn.Module):
+class RowLSTMStack(RasterStack):
     r"""The PixelRNN body: a type-A masked convolution, then Row LSTM layers with residual connections.
 
     Arguments:
@@ -120,13 +120,10 @@ class RowLSTMStack(nn.Module):
         embed_dim: int | None = None,
         dropout: float = 0.0,
     ):
-        super().__init__()
-        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
-        self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
+        super().__init__(in_channels, channels, first_kernel, embed_dim)
         self.lstms = nn.ModuleList(RowLSTM(channels, channels, kernel_size, embed_dim) for _ in range(layers))
         self.projections = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
         self.drop = nn.Dropout(dropout)
-        self.out_channels = channels
 
     @property
     def margin(self) -> int:
@@ -134,7 +131,7 @@ class RowLSTMStack(nn.Module):
 
     def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
         r"""x: (B, C_in, H, W) -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
-        h = self.first(x) + condition_bias(self.first_cond, e)
+        h = self.first_layer(x, e)
         for lstm, proj in zip(self.lstms, self.projections):
             h = h + proj(self.drop(lstm(h, e)))
         return h

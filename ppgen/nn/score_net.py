@@ -9,7 +9,7 @@ __all__ = ["NoiseConditionalScoreNet"]
 
 
 class NoiseConditionalScoreNet(nn.Module):
-    r"""s_theta(x, sigma) = g_theta(x, log sigma) / sigma, an MLP whose every layer sees an embedding of log sigma.
+    r"""s_theta(x, sigma) = g_theta(x, log sigma) / sigma: an MLP, every layer sees an embedding of log sigma.
 
     Dividing by sigma is the output scaling of Song & Ermon (2020): the score of data smoothed with
     N(0, sigma^2) has magnitude ~1 / sigma, so g stays O(1) across the ladder, and the denoising

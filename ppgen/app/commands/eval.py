@@ -5,7 +5,6 @@ import json
 from ppgen.app import runs
 from ppgen.app.commands.options import load_split
 from ppgen.app.job import resolve_device
-from ppgen.errors import PPGenError
 from ppgen.inference import evaluate
 from ppgen.seed import seed_everything
 
@@ -32,10 +31,7 @@ def run(args) -> int:
             config.get("kind"),
         )
     test = load_split(args, "test")
-    if test.spec.kind != model.spec.kind or tuple(test.event_shape) != tuple(model.spec.event_shape):
-        raise PPGenError(
-            f"{args.data} is {test.kind} of shape {test.event_shape}; the model was trained on {model.spec.kind} of shape {model.spec.event_shape}"
-        )
+    model.check_data(test)
     seed_everything(args.seed)
     metrics = evaluate(model, test, num_samples=args.num_samples)
     if args.json:

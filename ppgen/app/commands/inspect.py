@@ -89,16 +89,13 @@ def inspect_point(
         A dict: ``text`` (the printed report), ``nuts`` and ``guide`` (InferenceData), ``r_hat_max``,
         ``psis_khat``, ``gaps`` (floats, nats), ``kl_per_dim``, ``active_units``, ``figures`` (paths).
     """
-    if not hasattr(model, "posterior_params"):
+    if model.latent_site is None:
         raise PPGenError(
             f"{model.name} has no latent posterior to inspect (inspect needs a VAE-family model)"
         )
     if not 0 <= index < len(data):
         raise PPGenError(f"--index must be in [0, {len(data)}), got {index}")
-    if data.spec.kind != model.spec.kind or tuple(data.event_shape) != tuple(model.spec.event_shape):
-        raise PPGenError(
-            f"{data.name} is {data.kind} of shape {data.event_shape}; the model was trained on {model.spec.kind} of shape {model.spec.event_shape}"
-        )
+    model.check_data(data)
     seed_everything(seed)
     device = model.device
     x = data.x[index : index + 1].to(device)
