@@ -206,7 +206,7 @@ def test_complete_cli_writes_the_figure_and_refuses_bad_masks(tmp_path, capsys):
     assert len(err) == 1 and "unknown mask" in err[0]
 
 
-# --- training with missing data --------------------------------------------------------------------------
+# --- training with missing data ------------------------------------------------------------------------
 def test_from_tensor_accepts_nan_only_when_told():
     x = torch.tensor([[0.0, float("nan")], [1.0, 1.0]])
     with pytest.raises(ppgen.PPGenError, match="NaN"):
@@ -266,3 +266,26 @@ def test_thirty_percent_missing_costs_under_one_and_a_half_nats(name, config, op
         with torch.no_grad():
             nll[label] = float(-model.evaluation_log_prob(test.x, num_samples=500)[0].mean())
     assert nll["missing"] - nll["complete"] < 1.5, nll
+
+
+# --- the report's sections --------------------------------------------------------------------------------
+def test_uses_section_writes_three_sections_with_figures(tmp_path):
+    from ppgen.app.uses_section import uses_section
+
+    train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
+    models = {}
+    for name, config in [("independent", {}), ("bayesnet", {"structure": "markov", "order": 1})]:
+        models[name] = ppgen.create(name, train, **config)
+        ppgen.fit(models[name], train, progress=False)
+    per_class = {"independent": classify.fit_per_class("independent", train)}
+    out = uses_section(models, train, test, tmp_path, per_class=per_class, n_complete=6)
+    assert out["markdown"].count("**What this shows.**") == 3
+    assert {p.rsplit("/", 1)[1] for p in out["figures"]} == {
+        "uses_roc.png",
+        "uses_reject.png",
+        "uses_completion.png",
+    }
+    assert all((tmp_path / p.rsplit("/", 1)[1]).stat().st_size > 0 for p in out["figures"])
+    rows = {r["classifier"]: r for r in out["json"]["classification"]["rows"]}
+    assert rows["independent (one per class)"]["accuracy"] > 0.8 and "logistic regression" in rows
+    assert out["json"]["outliers"]["models"]["bayesnet"]["auroc"]["noise"] > 0.99

@@ -114,28 +114,30 @@ def _outlier_sentence(models: dict, table: dict, sets: list) -> str:
     if not scored:
         return "No model gives an outlier score on these data."
     first = sets[0]
+    common = [s for s in sets if all(s in r["auroc"] for r in scored.values())] or [first]
+    mean = lambda r: sum(r["auroc"].get(s, 0) for s in common) / len(common)  # noqa: E731
     parts = []
     exact = {n: r for n, r in scored.items() if models[n].density == "exact"}
     if exact:
-        best = max(exact, key=lambda n: exact[n]["auroc"][first])
+        best = max(exact, key=lambda n: mean(exact[n]))
         rest = ", ".join(
             f"{_fmt(exact[best]['auroc'][s])} on {s}" for s in sets[1:] if s in exact[best]["auroc"]
         )
         parts.append(
-            f"the best exact density ({best}) reaches AUROC {_fmt(exact[best]['auroc'][first])} on {first}"
-            + (f" and {rest}" if rest else "")
+            f"the best exact density on average ({best}) reaches AUROC "
+            f"{_fmt(exact[best]['auroc'][first])} on {first}" + (f" and {rest}" if rest else "")
         )
     for kind, words in [("lower-bound", "bound"), ("unnormalized", "energy"), ("implicit", "discriminator")]:
         group = {n: r for n, r in scored.items() if models[n].density == kind}
         if group:
-            best = max(group, key=lambda n: group[n]["auroc"][first])
+            best = max(group, key=lambda n: mean(group[n]))
             parts.append(f"the best {words} score ({best}) {_fmt(group[best]['auroc'][first])} on {first}")
     if "independent" in scored:
         worse = [
             n
             for n, r in scored.items()
             if n != "independent"
-            and any(r["auroc"].get(s, 1) < scored["independent"]["auroc"][s] for s in sets if s in r["auroc"])
+            and any(r["auroc"][s] < scored["independent"]["auroc"].get(s, 0) for s in r["auroc"])
         ]
         if worse:
             parts.append(f"{', '.join(worse)} fall below the pixel-independent model on at least one set")
@@ -364,6 +366,7 @@ def uses_section(
     held_out: dict | None = None,
     num_samples: int = 100,
     seed: int = 0,
+    n_complete: int = 100,
 ) -> dict:
     r"""The report's sections on what each density is good for, from a comparison's trained models.
 
@@ -376,6 +379,7 @@ def uses_section(
         held_out: optional {"label": c, "models": name -> model fitted without class c} for the held-out-class
             outlier set.
         num_samples: K of importance-sampled estimates (IWAE, log p(x_o)).
+        n_complete: the number of test examples completed per mask.
 
     Returns:
         {"markdown": the sections, "json": their numbers, "figures": the paths of the figures}.
@@ -387,7 +391,9 @@ def uses_section(
     parts = {
         "outliers": outlier_section(models, train, test, out_dir, held_out, num_samples, seed),
         "classification": classification_section(models, train, test, out_dir, per_class, num_samples, seed),
-        "completion": completion_section(models, test, out_dir, num_samples=num_samples, seed=seed),
+        "completion": completion_section(
+            models, test, out_dir, n=n_complete, num_samples=num_samples, seed=seed
+        ),
     }
     md = "\n\n".join(p["markdown"] for p in parts.values() if p["markdown"])
     return {
