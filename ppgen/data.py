@@ -247,32 +247,34 @@ def load(name: str, split: str = "train", root=None, n: int | None = None) -> Da
     return _mnist(name, split, root)
 
 
-def from_tensor(x, kind: str, y=None, name: str = "tensor") -> Dataset:
+def from_tensor(x, kind: str, y=None, name: str = "tensor", missing: bool = False) -> Dataset:
     r"""Validates a user's own tensors and wraps them as a :class:`Dataset`.
 
     Arguments:
         x: examples, (N, *event_shape) with N >= 1 and at least one event dimension.
         kind: "binary" (values in {0, 1}), "categorical:K" (integers in [0, K)) or "continuous".
         y: optional integer labels, (N,), non-negative.
+        missing: accept NaN as a missing entry (see ``ppgen.inference.tasks.missing``; most models refuse it).
     """
     x = torch.as_tensor(x)
     if x.ndim < 2 or x.shape[0] == 0:
         raise PPGenError(f"x must have shape (N, *event_shape) with N >= 1; got {tuple(x.shape)}")
     x = x.float()
-    if not torch.isfinite(x).all():
+    present = ~torch.isnan(x) if missing else torch.ones_like(x, dtype=torch.bool)
+    if not torch.isfinite(x[present]).all():
         raise PPGenError(
             f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite values; expected finite numbers"
         )
     base = kind.split(":")[0]
     if kind == "binary":
-        if not ((x == 0) | (x == 1)).all():
+        if not ((x == 0) | (x == 1) | ~present).all():
             raise PPGenError("kind 'binary' expects values in {0, 1}")
     elif base == "categorical":
         try:
             k = int(kind.split(":")[1])
         except (IndexError, ValueError):
             raise PPGenError(f"categorical kind must be written 'categorical:K', got {kind!r}") from None
-        if k < 2 or not ((x >= 0) & (x < k) & (x == x.round())).all():
+        if k < 2 or not ((x >= 0) & (x < k) & (x == x.round()) | ~present).all():
             raise PPGenError(f"kind {kind!r} expects integers in [0, {k}) and K >= 2")
     elif kind != "continuous":
         raise PPGenError(f"unknown kind {kind!r}; expected 'binary', 'categorical:K' or 'continuous'")

@@ -3,4 +3,4 @@
 Each module also defines ``HELP`` (one line). ``COMMANDS`` lists them in the order `ppgen -h` shows.
 """
 
-COMMANDS = ["list", "train", "sample", "eval", "compare", "graph", "inspect"]
+COMMANDS = ["list", "train", "sample", "complete", "eval", "compare", "graph", "inspect"]
