@@ -81,7 +81,7 @@ def labels(n, conditional, value=1):
 
 
 def per_dimension(params, spec):
-    r"""Conditional parameters -> (B, D, P), whatever the layout: (B, *event, P), (B, *event) or (B, P, *event)."""
+    r"""Conditional parameters -> (B, D, P) from any layout: (B, *event, P), (B, *event), (B, P, *event)."""
     b, n = params.shape[0], len(spec.event_shape)
     if tuple(params.shape[1 : 1 + n]) == tuple(spec.event_shape):
         return params.reshape(b, spec.dim, -1)
@@ -89,7 +89,7 @@ def per_dimension(params, spec):
 
 
 def chi_square_pvalue(counts, probs, min_expected=5.0):
-    r"""Pearson's chi-square of counts against probabilities, pooling the cells expected below ``min_expected``.
+    r"""Pearson's chi-square of counts against probabilities, pooling cells expected below ``min_expected``.
 
     Returns 0 if any sample fell on a state of probability 0, 1 if a single cell holds all the mass.
     """

@@ -239,7 +239,7 @@ def test_fit_bound_and_samples_on_tiny_data(kind, shape):
             batch_size=32,
             progress=False,
             loss=loss,
-            on_epoch_end=lambda e, r, obj: last.update({loss: obj.state_dict()}),
+            on_epoch_end=lambda e, r, obj, loss=loss: last.update({loss: obj.state_dict()}),
         )
         assert math.isfinite(result.log[-1]["loss"])
     assert [last[k]["weight_average"]["steps"] for k in ("simple", "bound")] == [

@@ -1,4 +1,4 @@
-"""GANs: the optimal-discriminator theory, the Pyro program, the losses, every variant, save/load, no density."""
+"""GANs: the optimal-discriminator theory, the Pyro program, the losses, every variant, no density."""
 
 import math
 import warnings
@@ -286,7 +286,8 @@ def coverage_over_seeds(model_name, data_name, seeds=(0, 1, 2)):
         result = ppgen.fit(model, train, progress=False)
         rows.append(mode_coverage(model.sample(2500), train.truth.means, train.truth.std))
         print(
-            f"{model_name} {data_name} seed {seed}: {rows[-1]['modes_covered']}/{rows[-1]['modes_total']} modes, "
+            f"{model_name} {data_name} seed {seed}: "
+            f"{rows[-1]['modes_covered']}/{rows[-1]['modes_total']} modes, "
             f"{100 * rows[-1]['hq_fraction']:.1f}% HQ, {result.epochs} epochs, {result.seconds:.0f} s"
         )  # shown with pytest -s
     return sum(r["modes_covered"] for r in rows) / len(rows), sum(r["hq_fraction"] for r in rows) / len(rows)

@@ -49,7 +49,7 @@ def prior_components(m):
 
 
 def quadrature_log_prob(m, x, y=None, nodes=60):
-    r"""log p(x) = log sum_k w_k int N(z; m_k, s_k) p(x | z) dz, Gauss-Hermite on a nodes^2 grid per prior component (L = 2)."""
+    r"""log p(x) = log sum_k w_k int N(z; m_k, s_k) p(x | z) dz: Gauss-Hermite, nodes^2 per component."""
     t, w = np.polynomial.hermite.hermgauss(nodes)
     t, w = torch.as_tensor(t) * math.sqrt(2), torch.as_tensor(w) / math.sqrt(math.pi)
     grid = torch.cartesian_prod(t, t)  # (Q, 2), standard Normal nodes

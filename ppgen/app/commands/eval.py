@@ -34,7 +34,8 @@ def run(args) -> int:
     test = load_split(args, "test")
     if test.spec.kind != model.spec.kind or tuple(test.event_shape) != tuple(model.spec.event_shape):
         raise PPGenError(
-            f"{args.data} is {test.kind} of shape {test.event_shape}; the model was trained on {model.spec.kind} of shape {model.spec.event_shape}"
+            f"{args.data} is {test.kind} of shape {test.event_shape}; "
+            f"the model was trained on {model.spec.kind} of shape {model.spec.event_shape}"
         )
     seed_everything(args.seed)
     metrics = evaluate(model, test, num_samples=args.num_samples)
