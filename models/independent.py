@@ -65,7 +65,7 @@ class Independent(GenerativeModel):
 
     def sample(self, n, y=None):
         with torch.no_grad():
-            return self.likelihood().sample((n,))
+            return self.likelihood().sample((n,)).to(self.params.dtype)  # categorical draws are long
 
     # --- closed-form maximum likelihood (inference/counting.py) ---------------------------------
     def sufficient_statistics(self, x, y=None):

@@ -357,8 +357,11 @@ class CVAE(VAE):
     def sample_labels(self, n, y):
         if y is None:
             return torch.randint(self.spec.num_classes, (n,), device=self.prior_loc.device)
-        if y.shape != (n,):
-            raise PPGenError(f"cvae.sample: expected y of shape ({n},), got {tuple(y.shape)}")
+        if y.shape != (n,) or ((y < 0) | (y >= self.spec.num_classes)).any():
+            raise PPGenError(
+                f"cvae.sample: expected y of shape ({n},) with integers in [0, {self.spec.num_classes}), "
+                f"got {tuple(y.shape)}"
+            )
         return y
 
     def graph(self):
