@@ -241,6 +241,19 @@ def test_to_moves_every_parameter_and_buffer(name, kind, conditional):
     assert all(t.device.type == "meta" for t in list(model.parameters()) + list(model.buffers()))
 
 
+@pytest.mark.gpu
+@parametrize
+def test_runs_on_cuda(name, kind, conditional):
+    model, data = build(name, kind, conditional)
+    model.to("cuda")
+    assert all(t.device.type == "cuda" for t in list(model.parameters()) + list(model.buffers()))
+    on = lambda y: None if y is None else y.cuda()
+    if model.density != "implicit":
+        with torch.no_grad():
+            assert model.log_prob(data.x[:5].cuda(), on(labels(model, 5))).device.type == "cuda"
+    assert model.sample(3, on(labels(model, 3))).device.type == "cuda"
+
+
 # --- validation -------------------------------------------------------------------------------------------
 @parametrize
 def test_bad_input_raises_a_ppgen_error(name, kind, conditional):
