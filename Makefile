@@ -1,10 +1,10 @@
-# ppgen: `make demo` runs the main job, `make test` the tests. Both set up .venv on first use.
+# ppgen: `make demo` runs the main job, `make test` the tests, `make lint` the linter. All set up .venv on first use.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all install clean
+.PHONY: demo test test-all lint install clean
 
 # torch first: a torch the user's Python already has is kept (the venv then sees the system packages);
 # otherwise the pinned CPU wheel torch==2.13.0 (an unpinned torch pulls several GB of CUDA packages).
@@ -27,6 +27,11 @@ WORKERS ?= auto
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(WORKERS) --durations=15
+
+# ruff (configured in pyproject.toml): pyflakes, pycodestyle, isort and bugbear rules, then the formatter's check.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-all: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(WORKERS) -m "slow or not slow" --durations=30

@@ -61,7 +61,8 @@ def main(argv=None):
         naive = timed(lambda: AutoregressiveModel.sample(model, n), device, args.repeats)
 
     print(
-        f"NADE sampling, D = {spec.dim}, H = {args.hidden}, {n} samples per call, device {device}, {torch.get_num_threads()} thread(s), best of {args.repeats}"
+        f"NADE sampling, D = {spec.dim}, H = {args.hidden}, {n} samples per call, device {device}, "
+        f"{torch.get_num_threads()} thread(s), best of {args.repeats}"
     )
     print()
     print("| sampler                    | seconds per call | ms per sample | ratio |")

@@ -70,25 +70,31 @@ def main(argv=None):
         raise SystemExit(f"{args.data} is {train.kind}; this benchmark counts binary pixels")
     xtr, xte = train.x.reshape(len(train), -1).long(), test.x.reshape(len(test), -1).long()
     print(
-        f"{args.data}: {len(train)} train / {len(test)} test, D = {xtr.shape[1]}; best of {args.repeats}; one thread"
+        f"{args.data}: {len(train)} train / {len(test)} test, D = {xtr.shape[1]}; "
+        f"best of {args.repeats}; one thread"
     )
     print(
-        f"{'k':>3} {'params':>10} {'NLL ppgen':>10} {'NLL hand':>10} {'fit s ppgen':>12} {'fit s net':>10} {'fit s hand':>11} {'ratio':>6} {'net ratio':>9} {'logp s ppgen':>13} {'logp s hand':>12} {'ratio':>6}"
+        f"{'k':>3} {'params':>10} {'NLL ppgen':>10} {'NLL hand':>10} {'fit s ppgen':>12} {'fit s net':>10} "
+        f"{'fit s hand':>11} {'ratio':>6} {'net ratio':>9} "
+        f"{'logp s ppgen':>13} {'logp s hand':>12} {'ratio':>6}"
     )
     for k in map(int, args.orders.split(",")):
         model = ppgen.create("bayesnet", train, structure="markov", order=k, smoothing=1.0)
         fit_ppgen, _ = timed(
-            lambda: ppgen.fit(model, train, epochs=1, batch_size=len(train), progress=False), args.repeats
+            lambda m=model: ppgen.fit(m, train, epochs=1, batch_size=len(train), progress=False), args.repeats
         )
-        fit_net, _ = timed(lambda: model.net.fit(xtr, smoothing=1.0), args.repeats)
-        fit_hand, logp = timed(lambda: hand_fit(xtr, k, 1.0), args.repeats)
+        fit_net, _ = timed(lambda m=model: m.net.fit(xtr, smoothing=1.0), args.repeats)
+        fit_hand, logp = timed(lambda k=k: hand_fit(xtr, k, 1.0), args.repeats)
         with torch.no_grad():
-            lp_ppgen_s, lp_ppgen = timed(lambda: model.log_prob(test.x), args.repeats)
-        lp_hand_s, lp_hand = timed(lambda: hand_log_prob(logp, xte, k), args.repeats)
+            lp_ppgen_s, lp_ppgen = timed(lambda m=model: m.log_prob(test.x), args.repeats)
+        lp_hand_s, lp_hand = timed(lambda lp=logp, k=k: hand_log_prob(lp, xte, k), args.repeats)
         nll_p, nll_h = float(-lp_ppgen.double().mean()), float(-lp_hand.mean())
         assert abs(nll_p - nll_h) < 1e-3 * max(1.0, abs(nll_h)), (nll_p, nll_h)
         print(
-            f"{k:>3} {model.num_parameters:>10,} {nll_p:>10.3f} {nll_h:>10.3f} {fit_ppgen:>12.4f} {fit_net:>10.4f} {fit_hand:>11.4f} {fit_ppgen / fit_hand:>6.2f} {fit_net / fit_hand:>9.2f} {lp_ppgen_s:>13.4f} {lp_hand_s:>12.4f} {lp_ppgen_s / lp_hand_s:>6.2f}"
+            f"{k:>3} {model.num_parameters:>10,} {nll_p:>10.3f} {nll_h:>10.3f} "
+            f"{fit_ppgen:>12.4f} {fit_net:>10.4f} "
+            f"{fit_hand:>11.4f} {fit_ppgen / fit_hand:>6.2f} {fit_net / fit_hand:>9.2f} "
+            f"{lp_ppgen_s:>13.4f} {lp_hand_s:>12.4f} {lp_ppgen_s / lp_hand_s:>6.2f}"
         )
 
 

@@ -56,7 +56,8 @@ def main(argv=None):
     else:
         result = ppgen.fit(model, train, epochs=args.epochs, progress=False)
         print(
-            f"trained ddpm (T = {args.timesteps}) on {args.data}: {result.epochs} epochs, {result.steps} steps, {result.seconds:.0f} s ({result.seconds / result.epochs:.2f} s/epoch)"
+            f"trained ddpm (T = {args.timesteps}) on {args.data}: {result.epochs} epochs, "
+            f"{result.steps} steps, {result.seconds:.0f} s ({result.seconds / result.epochs:.2f} s/epoch)"
         )
         if args.save:
             torch.save(model.state_dict(), args.save)
@@ -71,12 +72,14 @@ def main(argv=None):
     base = rows[0][2]
     print(f"\n{args.data}, {args.n} samples, device {args.device}, torch threads {torch.get_num_threads()}\n")
     print(
-        "| sampler | steps | seconds | speed-up vs ancestral | modes covered | high quality | mode reverse KL |"
+        "| sampler | steps | seconds | speed-up vs ancestral | modes covered | high quality "
+        "| mode reverse KL |"
     )
     print("|---|---|---|---|---|---|---|")
     for method, steps, seconds, cov in rows:
         print(
-            f"| {method} | {steps} | {seconds:.2f} | {base / seconds:.1f}x | {cov['modes_covered']}/{cov['modes_total']} "
+            f"| {method} | {steps} | {seconds:.2f} | {base / seconds:.1f}x "
+            f"| {cov['modes_covered']}/{cov['modes_total']} "
             f"| {100 * cov['hq_fraction']:.1f}% | {cov['mode_reverse_kl']:.3f} |"
         )
 

@@ -63,7 +63,7 @@ def run(model_name: str, data_name: str, seed: int, epochs: int | None, root=Non
 
 
 def grouped(rows: list[dict]):
-    r"""Yields ``((model, data), runs, mean)`` per model and data set, ``mean(key)`` averaging over the runs (seeds)."""
+    r"""Yields ``((model, data), runs, mean)`` per model and data set; ``mean(key)`` averages over seeds."""
     for key in dict.fromkeys((r["model"], r["data"]) for r in rows):
         runs = [r for r in rows if (r["model"], r["data"]) == key]
         yield key, runs, lambda k, runs=runs: statistics.mean(r[k] for r in runs)
@@ -96,8 +96,10 @@ def main():
         print("|---|---|---|---|---|---|---|---|")
         for key, rs, mean in grouped(two_d):
             print(
-                f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('modes_covered'):.2f}/{rs[0]['modes_total']} "
-                f"({', '.join(str(r['modes_covered']) for r in rs)}) | {100 * mean('hq_fraction'):.1f} | {mean('mode_reverse_kl'):.3f} |"
+                f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} "
+                f"| {mean('modes_covered'):.2f}/{rs[0]['modes_total']} "
+                f"({', '.join(str(r['modes_covered']) for r in rs)}) | {100 * mean('hq_fraction'):.1f} "
+                f"| {mean('mode_reverse_kl'):.3f} |"
             )
     images = [r for r in rows if "fd_digits" in r]
     if images:
@@ -105,7 +107,9 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|")
         for key, rs, mean in grouped(images):
             print(
-                f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} | {mean('fd_digits'):.2f} | {mean('precision'):.3f} | {mean('recall'):.3f} | {mean('mmd'):.4f} |"
+                f"| {key[0]} | {key[1]} | {len(rs)} | {rs[0]['epochs']} | {mean('cpu_s'):.0f} "
+                f"| {mean('fd_digits'):.2f} | {mean('precision'):.3f} | {mean('recall'):.3f} "
+                f"| {mean('mmd'):.4f} |"
             )
     if args.json:
         with open(args.json, "w") as f:

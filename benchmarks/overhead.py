@@ -66,7 +66,8 @@ def main():
     plain_s, plain_loss = plain_pytorch(train.x, args.components, args.epochs, args.batch_size, args.lr, 0)
     ppgen_s, ppgen_loss = with_ppgen(train, args.components, args.epochs, args.batch_size, args.lr, 0)
     print(
-        f"mixture of {args.components} Bernoullis on {args.data} ({len(train)} examples, batch {args.batch_size}, {args.epochs} epochs, {torch.get_num_threads()} threads)"
+        f"mixture of {args.components} Bernoullis on {args.data} ({len(train)} examples, "
+        f"batch {args.batch_size}, {args.epochs} epochs, {torch.get_num_threads()} threads)"
     )
     print(f"{'':<14}{'s/epoch':>10}{'final loss':>12}")
     print(f"{'plain torch':<14}{plain_s:>10.4f}{plain_loss:>12.3f}")

@@ -54,24 +54,28 @@ def main(argv=None):
             with torch.no_grad():
                 model.sample(2)
                 model.sample(2, cached=False)  # warm up both paths
-                cached = timed(lambda: model.sample(args.num_samples), device)
-                naive = timed(lambda: model.sample(args.num_samples, cached=False), device)
+                cached = timed(lambda m=model: m.sample(args.num_samples), device)
+                naive = timed(lambda m=model: m.sample(args.num_samples, cached=False), device)
             rows.append((name, side, cached, naive))
 
     print(
-        f"Pixel-model sampling, default configs, {args.num_samples} binary samples per call, device {device}, {torch.get_num_threads()} thread(s)"
+        f"Pixel-model sampling, default configs, {args.num_samples} binary samples per call, "
+        f"device {device}, {torch.get_num_threads()} thread(s)"
     )
     print(
-        "(CPU seconds are this process's own; they are the better estimate of an idle machine's time when others share it)"
+        "(CPU seconds are this process's own; they are the better estimate of an idle machine's time "
+        "when others share it)"
     )
     print()
     print(
-        "| model | image | D | cached s (wall / cpu) | naive s (wall / cpu) | naive / cached (wall) | naive / cached (cpu) |"
+        "| model | image | D | cached s (wall / cpu) | naive s (wall / cpu) | naive / cached (wall) "
+        "| naive / cached (cpu) |"
     )
     print("|---|---|---|---|---|---|---|")
     for name, side, (cw, cc), (nw, nc) in rows:
         print(
-            f"| {name} | {side}x{side} | {side * side} | {cw:.3f} / {cc:.3f} | {nw:.3f} / {nc:.3f} | {nw / cw:.1f}x | {nc / max(cc, 1e-9):.1f}x |"
+            f"| {name} | {side}x{side} | {side * side} | {cw:.3f} / {cc:.3f} | {nw:.3f} / {nc:.3f} "
+            f"| {nw / cw:.1f}x | {nc / max(cc, 1e-9):.1f}x |"
         )
 
 

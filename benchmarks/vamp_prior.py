@@ -49,7 +49,8 @@ def density_ratio(args) -> None:
     t_fast, t_pyro = seconds_per_call(fast, args.repeats), seconds_per_call(pyro_mixture, args.repeats)
     print(
         f"log p(z) + backward, z {tuple(z.shape)}, K = {K}: matrix products {t_fast * 1e3:.2f} ms, "
-        f"MixtureSameFamily {t_pyro * 1e3:.2f} ms, ratio {t_pyro / t_fast:.1f}x (max difference {float((a - b).abs().max()):.1e})"
+        f"MixtureSameFamily {t_pyro * 1e3:.2f} ms, ratio {t_pyro / t_fast:.1f}x "
+        f"(max difference {float((a - b).abs().max()):.1e})"
     )
 
 
@@ -65,7 +66,7 @@ def step_ratio(args) -> None:
             loss_fn = model.elbo()
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
-            def step():
+            def step(model=model, loss_fn=loss_fn, opt=opt):
                 loss = loss_fn.differentiable_loss(model.model, model.guide, x, None)
                 opt.zero_grad()
                 loss.backward()

@@ -28,7 +28,7 @@ class Independent(GenerativeModel):
         >>> data = ppgen.data.from_tensor(torch.tensor([[0., 1.], [1., 1.]]), kind="binary")
         >>> m = ppgen.create("independent", data, smoothing=0.0)
         >>> _ = ppgen.fit(m, data, progress=False)
-        >>> m.log_prob(torch.tensor([[1., 1.]])).exp()
+        >>> m.log_prob(torch.tensor([[1., 1.]])).exp().detach()  # p(x1 = 1) p(x2 = 1) = 0.5 * 1
         tensor([0.5000])
     """
 
@@ -62,7 +62,7 @@ class Independent(GenerativeModel):
 
     def sample(self, n, y=None):
         with torch.no_grad():
-            return self.likelihood().sample((n,))
+            return self.likelihood().sample((n,)).to(self.params.dtype)  # categorical draws are long
 
     # --- closed-form maximum likelihood (inference/counting.py) ---------------------------------
     def sufficient_statistics(self, x, y=None):
@@ -82,7 +82,9 @@ class Independent(GenerativeModel):
         n = stats["n"]
         if self.spec.kind == "binary":
             p = (stats["counts"] + a) / (n + 2 * a)
-            self.params.copy_((p.log() - (-p).log1p()).float())
+            # finite logits: a pixel never (or always) on has p = 0 (1), and Bernoulli(logits=-inf).log_prob
+            # is NaN; at -1e4 it is log p(0) = 0, log p(1) = -1e4
+            self.params.copy_((p.log() - (-p).log1p()).clamp(-1e4, 1e4).float())
         elif self.spec.base_kind == "categorical":
             k = self.spec.num_categories
             self.params.copy_(((stats["counts"] + a) / (n + k * a)).log().float())

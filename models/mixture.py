@@ -58,7 +58,8 @@ class Mixture(GenerativeModel):
     @torch.no_grad()
     def sample(self, n, y=None):
         z = dist.Categorical(logits=self.weight_logits).sample((n,))
-        return factorized(self.spec, self.params[z]).sample()
+        x = factorized(self.spec, self.params[z]).sample()
+        return x.to(self.params.dtype)  # categorical draws are long
 
     def graph(self):
         g = nx.DiGraph()

@@ -202,7 +202,9 @@ class SMLD(ChainSampledModel):
         return len(self.sigmas) * self.steps_per_sigma + int(self.denoise)
 
     def sample_u(self, n: int, on_step=None) -> Tensor:
-        start = self.sigmas[0] * torch.randn(n, *self.spec.event_shape, device=self.sigmas.device)
+        start = self.sigmas[0] * torch.randn(
+            n, *self.spec.event_shape, device=self.sigmas.device, dtype=self.sigmas.dtype
+        )
         return annealed_langevin(
             self.score_u,
             start,

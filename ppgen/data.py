@@ -135,7 +135,7 @@ class Dataset:
                        self.num_classes, self.root)  # fmt: skip
 
     def holdout(self, fraction: float = 0.15, seed: int = 0) -> tuple["Dataset", "Dataset"]:
-        r"""(train, validation): a random ``fraction`` of the examples held out, for tuning without the test split.
+        r"""(train, validation): a random ``fraction`` held out, for tuning without the test split.
 
         Example:
             >>> fit_part, valid = load("digits", "train").holdout(0.2)

@@ -69,14 +69,14 @@ def cache_dir() -> Path:
 
 
 def has_classifier(name: str, spec: DataSpec) -> bool:
-    r"""Whether ``name`` is a labelled image data set with a classifier (digits, digits-gray, mnist, mnist-gray)."""
+    r"""Whether ``name`` is a labelled image data set with a classifier (digits, mnist and their -gray)."""
     return name in KNOWN and spec.is_image
 
 
 def train_classifier(
     train, test=None, epochs: int = 40, batch_size: int = 64, seed: int = 0
 ) -> tuple[DigitClassifier, float | None]:
-    r"""Trains a :class:`DigitClassifier` with Adam from a fixed seed; returns it (eval mode) and its test accuracy."""
+    r"""Trains a :class:`DigitClassifier` (Adam, fixed seed); returns it in eval mode and its accuracy."""
     if train.y is None:
         raise PPGenError(f"the feature classifier of {train.name!r} needs labels y")
     with torch.random.fork_rng(devices=[]):
@@ -105,7 +105,7 @@ def train_classifier(
 
 
 def classifier(name: str, spec: DataSpec, root=None) -> DigitClassifier:
-    r"""The cached classifier of data set ``name``: from memory, else from disk, else trained (seed 0) and saved.
+    r"""The cached classifier of ``name``: from memory, else from disk, else trained (seed 0) and saved.
 
     Arguments:
         name: "digits", "digits-gray", "mnist" or "mnist-gray".

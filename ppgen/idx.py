@@ -113,5 +113,6 @@ def find_mnist(
         return path
     where = " or ".join(str(f) for f in folders[:2])
     raise PPGenError(
-        f"MNIST file {name}[.gz] not found and could not be downloaded; put the four IDX files in {where} (--data-root DIR or $PPGEN_DATA/mnist)"
+        f"MNIST file {name}[.gz] not found and could not be downloaded; put the four IDX files in {where} "
+        "(--data-root DIR or $PPGEN_DATA/mnist)"
     )

@@ -80,7 +80,7 @@ def mmd(x: Tensor, y: Tensor, bandwidths=(0.1, 1.0, 10.0)) -> float:
 
 
 def frechet_distance(x: Tensor, y: Tensor) -> float:
-    r"""||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^(1/2)) between Gaussians fitted to features x: (N, F), y: (M, F).
+    r"""||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^(1/2)), Gaussians fitted to x: (N, F), y: (M, F).
 
     Tr (S_x S_y)^(1/2) is the sum of the square roots of the eigenvalues of S_x^(1/2) S_y S_x^(1/2),
     computed in float64 with symmetric eigendecompositions (no complex matrix square root).
@@ -152,7 +152,8 @@ def image_sample_quality(samples: Tensor, test, root=None, k: int = 3) -> dict:
     shape = tuple(test.event_shape)
     if samples.ndim != len(shape) + 1 or tuple(samples.shape[1:]) != shape:
         raise PPGenError(
-            f"image_sample_quality: expected samples of shape (N, {', '.join(map(str, shape))}), got {tuple(samples.shape)}"
+            f"image_sample_quality: expected samples of shape (N, {', '.join(map(str, shape))}), "
+            f"got {tuple(samples.shape)}"
         )
     samples = samples.detach().float().cpu()
     levels = test.spec.num_categories

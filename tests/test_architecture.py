@@ -97,7 +97,11 @@ def test_ground_floor_imports_nothing_above_it(module):
     import subprocess
     import sys
 
-    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith(('ppgen.models', 'ppgen.inference', 'ppgen.app'))))"
+    code = (
+        f"import sys, {module}; "
+        "floors = ('ppgen.models', 'ppgen.inference', 'ppgen.app'); "
+        "print(sorted(m for m in sys.modules if m.startswith(floors)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

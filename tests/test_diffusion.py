@@ -239,7 +239,7 @@ def test_fit_bound_and_samples_on_tiny_data(kind, shape):
             batch_size=32,
             progress=False,
             loss=loss,
-            on_epoch_end=lambda e, r, obj: last.update({loss: obj.state_dict()}),
+            on_epoch_end=lambda e, r, obj, loss=loss: last.update({loss: obj.state_dict()}),
         )
         assert math.isfinite(result.log[-1]["loss"])
     assert [last[k]["weight_average"]["steps"] for k in ("simple", "bound")] == [
@@ -328,20 +328,6 @@ def test_bad_input_and_arguments_raise_ppgen_errors():
         ppgen.create("ddpm", DataSpec("continuous", (2,)), architecture="conv")
     with pytest.raises(PPGenError, match="loss"):
         ppgen.fit(m, tiny_data("categorical:5", (1, 2, 2)), steps=1, progress=False, loss="hybrid")
-
-
-def test_state_dict_round_trip_keeps_the_bound_and_the_standardization():
-    data = tiny_data("continuous", (2,))
-    m = ppgen.create("ddpm", data, timesteps=20, hidden=16, blocks=1)
-    ppgen.fit(m, data, steps=5, batch_size=32, progress=False)
-    copy = ppgen.create("ddpm", data, timesteps=20, hidden=16, blocks=1)
-    copy.load_state_dict(m.state_dict())
-    copy.eval()
-    torch.manual_seed(0)
-    a = m.log_prob(data.x[:5])
-    torch.manual_seed(0)
-    b = copy.log_prob(data.x[:5])
-    assert torch.equal(a, b) and bool(copy.standardize.ready)
 
 
 def test_pyro_elbo_objective_trains_the_same_program():

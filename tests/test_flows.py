@@ -1,7 +1,6 @@
 """The flow family: one driver over every transform (round trip, log-det, triangularity, gradients)
-and one over every flow model (density integrates to 1, save/load, validation, dequantized bounds)."""
+and one over every flow model (density integrates to 1, validation, dequantized bounds)."""
 
-import io
 import math
 
 import pytest
@@ -196,30 +195,10 @@ def test_flow_density_integrates_to_one(name):
 def test_conditional_flow_density_integrates_to_one_per_label(name):
     m = _model(name, DataSpec("continuous", (2,), num_classes=2), conditional=True)
     for label in (0, 1):
-        mass = _grid_mass(lambda x: m.log_prob(x, torch.full((len(x),), label)), 20.0, 600)
+        mass = _grid_mass(lambda x, label=label: m.log_prob(x, torch.full((len(x),), label)), 20.0, 600)
         assert abs(mass - 1) < 0.02
     x = torch.randn(5, 2, dtype=torch.float64)
     assert not torch.allclose(m.log_prob(x, torch.zeros(5)), m.log_prob(x, torch.ones(5)))
-
-
-@pytest.mark.parametrize("name", VECTOR_FLOWS + ["glow"])
-def test_flow_save_load_round_trip(name):
-    spec = IMG if name == "glow" else VEC
-    config = {"hidden": 8, "steps_per_level": 1} if name == "glow" else {}
-    m = ppgen.create(name, spec, **config)
-    m.train()
-    x = torch.randint(0, 3, (8, 1, 4, 4)).float() if name == "glow" else torch.randn(8, 2)
-    m.pyro_log_prob(x)  # runs the data-dependent initialisation
-    buffer = io.BytesIO()
-    torch.save(m.state_dict(), buffer)
-    buffer.seek(0)
-    m2 = ppgen.create(name, spec, **config)
-    m2.load_state_dict(torch.load(buffer, weights_only=True))
-    m.eval(), m2.eval()
-    v = x + torch.rand_like(x) if name == "glow" else x
-    score = (lambda mm: mm.continuous_log_prob(v)) if name == "glow" else (lambda mm: mm.log_prob(v))
-    assert torch.allclose(score(m), score(m2))
-    assert m2.sample(4).shape == (4, *spec.event_shape)
 
 
 @pytest.mark.parametrize("name", VECTOR_FLOWS)

@@ -16,7 +16,7 @@ from ppgen.graph import BayesNet
 
 
 def random_dag(rng: torch.Generator, n: int, p_edge: float = 0.45, max_card: int = 2) -> BayesNet:
-    r"""A random DAG over n variables (random topological order, each forward edge with p_edge), random CPTs."""
+    r"""A random DAG over n variables (random order, each forward edge with p_edge), random CPTs."""
     names = [f"v{i}" for i in torch.randperm(n, generator=rng).tolist()]
     edges = [
         (names[i], names[j])

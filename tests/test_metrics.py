@@ -1,4 +1,4 @@
-"""Sample-quality metrics on constructed cases: mode coverage, Fréchet distance, k-NN precision/recall, MMD, FD-digits."""
+"""Sample-quality metrics on constructed cases: mode coverage, Fréchet distance, precision/recall, MMD."""
 
 import math
 

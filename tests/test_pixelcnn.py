@@ -1,8 +1,7 @@
 """PixelCNN / Gated PixelCNN specifics (the shared density driver is tests/test_autoregressive.py):
 masks, receptive fields by autograd (the blind spot and its absence), the cached sampler against the
-parallel pass and the naive sampler, save/load, validation, and (slow) the quality targets on digits."""
+parallel pass and the naive sampler, validation, and (slow) the quality targets on digits."""
 
-import io
 import math
 
 import pytest
@@ -152,26 +151,7 @@ def test_cached_completion_keeps_the_observed_top_half(name):
     assert ((out >= 0) & (out < 3) & (out == out.round())).all()
 
 
-# --- persistence and validation -------------------------------------------------------------------------
-@pytest.mark.parametrize("name", PIXEL_MODELS)
-def test_save_load_round_trip(name):
-    spec = DataSpec("categorical:5", (1, 4, 4), 3)
-    m = perturbed(name, spec, conditional=True)
-    buffer = io.BytesIO()
-    torch.save(m.state_dict(), buffer)
-    buffer.seek(0)
-    other = ppgen.create(name, spec, **m.config).double().eval()
-    other.load_state_dict(torch.load(buffer, map_location="cpu", weights_only=True))
-    x = torch.randint(5, (8, 1, 4, 4)).double()
-    y = torch.arange(8) % 3
-    with torch.no_grad():
-        assert torch.equal(other.log_prob(x, y), m.log_prob(x, y))
-    torch.manual_seed(3)
-    a = m.sample(8, y)
-    torch.manual_seed(3)
-    assert torch.equal(other.sample(8, y), a)
-
-
+# --- validation -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", PIXEL_MODELS)
 def test_rejects_data_it_cannot_model(name):
     with pytest.raises(PPGenError, match="one-channel"):

@@ -1,7 +1,8 @@
 """Row LSTM / PixelRNN specifics: the layer's recurrence, its triangular receptive field, its cached step.
 
 The density, sampling, completion and graph checks are in tests/test_autoregressive.py; the cached
-sampler and save/load checks shared with PixelCNN are parametrized in tests/test_pixelcnn.py.
+sampler checks shared with PixelCNN are parametrized in tests/test_pixelcnn.py; save/load, devices and
+validation in tests/test_contract.py.
 """
 
 import torch

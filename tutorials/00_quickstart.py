@@ -54,7 +54,8 @@ fitted = ppgen.fit(mixture, train, epochs=20 if QUICK else 150, progress=False)
 for model in (independent, mixture):
     m = ppgen.evaluate(model, test, n_image_samples=0)
     print(
-        f"{model.name:<12} {m['n_params']:>5} params  test NLL {m['test_nll_nats']:.2f} nats ({m['test_nll_kind']}), {m['test_bpd']:.3f} bits/dim"
+        f"{model.name:<12} {m['n_params']:>5} params  "
+        f"test NLL {m['test_nll_nats']:.2f} nats ({m['test_nll_kind']}), {m['test_bpd']:.3f} bits/dim"
     )
 
 # %% [markdown]

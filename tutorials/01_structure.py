@@ -188,7 +188,8 @@ p_rain = bn.query("rain")[1]
 p_rain_wet = bn.query("rain", {"wet": 1})[1]
 p_rain_wet_sprinkler = bn.query("rain", {"wet": 1, "sprinkler": 1})[1]
 print(
-    f"p(rain) = {p_rain:.3f};  p(rain | wet) = {p_rain_wet:.3f};  p(rain | wet, sprinkler on) = {p_rain_wet_sprinkler:.3f}  (explaining away)"
+    f"p(rain) = {p_rain:.3f};  p(rain | wet) = {p_rain_wet:.3f};  "
+    f"p(rain | wet, sprinkler on) = {p_rain_wet_sprinkler:.3f}  (explaining away)"
 )
 samples = bn.sample(20_000 if not QUICK else 4_000, evidence={"wet": 1})
 print(f"conditional samples given wet: rain frequency {samples[:, bn.column['rain']].double().mean():.3f}")

@@ -79,7 +79,8 @@ def fit_and_score(name, **config):
         lp, kind = m.evaluation_log_prob(test.x, test.y if m.conditional else None)
     nll = float(-lp.mean())
     print(
-        f"{name:15s} {m.num_parameters:>8,d} params  {result.epochs:>4d} epochs {seconds:6.1f} s   test NLL {nll:6.2f} nats ({kind})"
+        f"{name:15s} {m.num_parameters:>8,d} params  {result.epochs:>4d} epochs {seconds:6.1f} s   "
+        f"test NLL {nll:6.2f} nats ({kind})"
     )
     return m, nll
 

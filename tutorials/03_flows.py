@@ -65,8 +65,9 @@ else:
 metrics = ppgen.evaluate(nsf, test if not QUICK else test.subset(1000))
 print(f"trained {result.epochs} epochs in {result.seconds:.0f} s")
 print(
-    f"test NLL {metrics['test_nll_nats']:.3f} nats ({metrics['test_nll_kind']}), true entropy {test.entropy:.3f}, "
-    f"KL gap {metrics['test_kl_gap_nats']:.3f} nats, modes covered {metrics['modes_covered']}/{metrics['modes_total']}"
+    f"test NLL {metrics['test_nll_nats']:.3f} nats ({metrics['test_nll_kind']}), "
+    f"true entropy {test.entropy:.3f}, KL gap {metrics['test_kl_gap_nats']:.3f} nats, "
+    f"modes covered {metrics['modes_covered']}/{metrics['modes_total']}"
 )
 
 # %% [markdown]
@@ -145,7 +146,8 @@ ppgen.fit(glow, digits_train, epochs=1 if QUICK else None, progress=False)
 for m in (baseline, glow):
     r = ppgen.evaluate(m, digits_test, num_samples=10)
     print(
-        f"{m.name:12s} test NLL {r['test_nll_nats']:.1f} nats ({r['test_nll_kind']}), {r['test_bpd']:.3f} bits/dim"
+        f"{m.name:12s} test NLL {r['test_nll_nats']:.1f} nats ({r['test_nll_kind']}), "
+        f"{r['test_bpd']:.3f} bits/dim"
     )
 fig, ax = plt.subplots(figsize=(4, 4))
 image_grid(ax, glow.sample(36), levels=17, title="glow samples")

@@ -49,7 +49,8 @@ z = mu + eps
 score = z**2 * (z - mu)  # f(z) d/dmu log N(z; mu, 1)
 reparam = 2 * z  # d/dmu f(mu + eps)
 print(
-    f"true gradient 3.0 | score function: mean {score.mean():.3f}, var {score.var():.1f} | reparameterized: mean {reparam.mean():.3f}, var {reparam.var():.1f}"
+    f"true gradient 3.0 | score function: mean {score.mean():.3f}, var {score.var():.1f} | "
+    f"reparameterized: mean {reparam.mean():.3f}, var {reparam.var():.1f}"
 )
 
 # %% [markdown]
@@ -123,7 +124,8 @@ for label, name, config in [
         nelbo = -float(m.log_prob(test.x).mean())
         nll = -float(m.estimate_log_prob(test.x, 100 if QUICK else 1000).mean())
     print(
-        f"{label}: {result.epochs} epochs in {result.seconds:.1f} s | test -ELBO {nelbo:.2f} | test NLL (IWAE-{100 if QUICK else 1000}) {nll:.2f} nats"
+        f"{label}: {result.epochs} epochs in {result.seconds:.1f} s | test -ELBO {nelbo:.2f} | "
+        f"test NLL (IWAE-{100 if QUICK else 1000}) {nll:.2f} nats"
     )
     models[label] = m
 vae = models["vae"]

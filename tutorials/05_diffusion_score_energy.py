@@ -73,7 +73,8 @@ n_test = 200 if QUICK else len(rings_test)
 with torch.no_grad():
     bound = ddpm.log_prob(rings_test.x[:n_test])
 print(
-    f"test bound: {-bound.mean():.3f} nats/example (true entropy {rings.entropy:.3f}; the gap is the bound's slack plus the model's KL)"
+    f"test bound: {-bound.mean():.3f} nats/example (true entropy {rings.entropy:.3f}; "
+    "the gap is the bound's slack plus the model's KL)"
 )
 
 # %% [markdown]
@@ -127,7 +128,8 @@ ppgen.fit(independent, digits, progress=False)
 with torch.no_grad():
     nll = -ddpm_digits.log_prob(test_x).mean().item()
 print(
-    f"digits test NLL: ddpm bound {nll:.2f} nats, independent (exact) {-independent.log_prob(test_x).mean().item():.2f} nats"
+    f"digits test NLL: ddpm bound {nll:.2f} nats, "
+    f"independent (exact) {-independent.log_prob(test_x).mean().item():.2f} nats"
 )
 fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
 image_grid(axes[0], ddpm_digits.sample(36), title="ancestral")

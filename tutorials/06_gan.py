@@ -127,7 +127,10 @@ for col, model_name in enumerate(["gan", "wgan-gp"]):
     logs[model_name] = result.log
     samples = m.sample(2500)
     cov = mode_coverage(samples, train.truth.means, train.truth.std)
-    title = f"{model_name}: {cov['modes_covered']}/8 modes, {100 * cov['hq_fraction']:.1f}% HQ ({result.seconds:.0f} s)"
+    title = (
+        f"{model_name}: {cov['modes_covered']}/8 modes, {100 * cov['hq_fraction']:.1f}% HQ "
+        f"({result.seconds:.0f} s)"
+    )
     print(title)
     scatter_over_density(axes[0, col], samples, train, title=title)
     discriminator_map(axes[1, col], m, train, samples)

@@ -131,7 +131,8 @@ def write_report(out: Path, data: Dataset, rows: list[dict], samples: dict, budg
         f"{len(data)} training examples of kind `{data.kind}`, event shape {tuple(data.event_shape)}; "
         + (f"training budget {budget:g} s per model" if budget else "each model's default training length")
         + (
-            f" (quick mode: K = {QUICK_NUM_SAMPLES} importance samples; image metrics on {QUICK_IMAGE_SAMPLES} samples)."
+            f" (quick mode: K = {QUICK_NUM_SAMPLES} importance samples; "
+            f"image metrics on {QUICK_IMAGE_SAMPLES} samples)."
             if quick
             else "."
         ),
@@ -144,7 +145,10 @@ def write_report(out: Path, data: Dataset, rows: list[dict], samples: dict, budg
     failed = [r for r in rows if "error" in r]
     lines += [
         "",
-        "NLL kinds: `exact` is log p(x); `iwae-K` an importance-sampled estimate (a stochastic lower bound on log p(x), so the NLL is an upper bound); `elbo` the variational bound; `dequantized` the dequantized bound on the discrete likelihood; `quadrature` an unnormalized model normalized numerically. Implicit models have no density.",
+        "NLL kinds: `exact` is log p(x); `iwae-K` an importance-sampled estimate (a stochastic lower bound "
+        "on log p(x), so the NLL is an upper bound); `elbo` the variational bound; `dequantized` the "
+        "dequantized bound on the discrete likelihood; `quadrature` an unnormalized model normalized "
+        "numerically. Implicit models have no density.",
     ]
     if data.entropy is not None:
         lines.append(

@@ -121,7 +121,9 @@ def load_checkpoint(path: Path, map_location="cpu"):
         raise PPGenError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise PPGenError(
-            f"checkpoint {path} has format version {payload.get('format_version') if isinstance(payload, dict) else '?'}; expected {FORMAT_VERSION}"
+            f"checkpoint {path} has format version "
+            f"{payload.get('format_version') if isinstance(payload, dict) else '?'}; "
+            f"expected {FORMAT_VERSION}"
         )
     model = create(payload["model"], DataSpec.from_dict(payload["spec"]), **payload["config"])
     try:

@@ -104,7 +104,8 @@ class BayesNet(nn.Module):
         if not nx.is_directed_acyclic_graph(g):
             cycle = [u for u, _ in nx.find_cycle(g)]
             raise PPGenError(
-                f"a Bayes net needs a DAG, but the edges form the cycle {' -> '.join(map(str, cycle + cycle[:1]))}"
+                "a Bayes net needs a DAG, but the edges form the cycle "
+                f"{' -> '.join(map(str, cycle + cycle[:1]))}"
             )
         position = {v: i for i, v in enumerate(nodes)}
         self.graph = g
@@ -157,7 +158,7 @@ class BayesNet(nn.Module):
         return list(self.variables)
 
     def num_parameters(self) -> int:
-        r"""The free parameters of the tabular CPTs, sum_v (card_v - 1) prod_{u in pa(v)} card_u (a Python int)."""
+        r"""Free parameters of the tabular CPTs, sum_v (card_v - 1) prod_{u in pa(v)} card_u (an int)."""
         if any(c is None for c in self.cards.values()):
             raise PPGenError("num_parameters needs every variable discrete; some cardinalities are None")
         return sum(
@@ -178,14 +179,14 @@ class BayesNet(nn.Module):
         return nx.is_d_separator(self.graph, xs, ys, zs)
 
     def markov_blanket(self, v: str) -> set:
-        r"""Parents, children and the children's other parents of v: given them, v is independent of the rest."""
+        r"""Markov blanket of v (parents, children, children's other parents): v is independent given it."""
         v = self.check_variable(v)
         children = set(self.graph.successors(v))
         spouses = {u for c in children for u in self.graph.predecessors(c)}
         return (set(self.graph.predecessors(v)) | children | spouses) - {v}
 
     def independencies(self, max_given: int | None = None) -> list[Independence]:
-        r"""Every pairwise statement x ⊥ y | Z (Z a set of the other variables, |Z| <= max_given) that holds."""
+        r"""Every pairwise statement x ⊥ y | Z (Z a set of other variables, |Z| <= max_given) that holds."""
         n = len(self.variables)
         limit = n - 2 if max_given is None else min(max_given, n - 2)
         total = math.comb(n, 2) * sum(math.comb(n - 2, k) for k in range(limit + 1))
@@ -212,7 +213,8 @@ class BayesNet(nn.Module):
         r"""Returns ``v`` if it names a variable of the net, else raises a :class:`PPGenError`."""
         if v not in self.column:
             raise PPGenError(
-                f"unknown variable {v!r}; the net has {', '.join(self.variables[:10])}{' ...' if len(self.variables) > 10 else ''}"
+                f"unknown variable {v!r}; the net has "
+                f"{', '.join(self.variables[:10])}{' ...' if len(self.variables) > 10 else ''}"
             )
         return v
 
@@ -232,7 +234,7 @@ class BayesNet(nn.Module):
         return isinstance(self.tables[self._where[v][0]], DenseCPTs)
 
     def table_log_probs(self, v: str) -> Tensor:
-        r"""The dense CPT of v as log-probabilities, (rows, card_v), rows in mixed radix over ``parents(v)``."""
+        r"""Dense CPT of v as log-probabilities (rows, card_v), rows in mixed radix over ``parents(v)``."""
         self.require_tables()
         if not self.is_dense(self.check_variable(v)):
             raise PPGenError(f"the CPT of {v} is stored sparse")
@@ -254,7 +256,8 @@ class BayesNet(nn.Module):
         v = self.check_variable(v)
         if not self.is_dense(v):
             raise PPGenError(
-                f"the CPT of {v} has {math.prod(self.cards[u] for u in self._parents[v])} rows and is stored sparse"
+                f"the CPT of {v} has {math.prod(self.cards[u] for u in self._parents[v])} rows "
+                "and is stored sparse"
             )
         t, slot = self._where[v]
         return (
@@ -314,11 +317,11 @@ class BayesNet(nn.Module):
         return total
 
     def model(self, x: Tensor | None = None, n: int | None = None, evidence: dict | None = None) -> dict:
-        r"""The Pyro program: every variable sampled in topological order from its CPT (see ``graph_pyro.program``)."""
+        r"""The Pyro program: every variable sampled in topological order from its CPT (see ``program``)."""
         return graph_pyro.program(self, x=x, n=n, evidence=evidence)
 
     def sample(self, n: int, evidence: dict | None = None) -> Tensor:
-        r"""n samples (n, num variables), long; given ``evidence`` (name -> value), exact conditional samples."""
+        r"""n samples (n, num variables), long; given ``evidence`` (name -> value), exact conditional ones."""
         return graph_pyro.sample(self, n, evidence)
 
     def query(self, targets, evidence: dict | None = None) -> Tensor:
@@ -331,7 +334,7 @@ class BayesNet(nn.Module):
 
     # --- fitting -------------------------------------------------------------------------------------
     def sufficient_statistics(self, x: Tensor) -> dict:
-        r"""Counts of (parent configuration, value) per table; they add across batches (taken 8192 rows at a time)."""
+        r"""Counts of (parent configuration, value) per table; they add across batches (8192 rows a pass)."""
         x = self.check_values(x)
         if x.shape[0] == 0:
             raise PPGenError("fitting needs at least one example")
@@ -342,7 +345,7 @@ class BayesNet(nn.Module):
         return stats
 
     def set_from_statistics(self, stats: dict, smoothing: float = 0.0) -> None:
-        r"""Sets every CPT to (count + smoothing) / (total + card * smoothing); rows never seen are uniform at 0."""
+        r"""Sets each CPT to (count + smoothing) / (total + card * smoothing); unseen rows at 0: uniform."""
         for i, t in enumerate(self.tables):
             t.set_counts(stats[f"t{i}"], smoothing)
 

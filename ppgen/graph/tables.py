@@ -97,7 +97,7 @@ class DenseCPTs(nn.Module):
         self.logits.copy_(normalize_counts(counts, smoothing).log().to(self.logits.dtype))
 
     def log_prior(self) -> Tensor:
-        r"""sum of log theta over every table entry: the log kernel of a flat Dirichlet's extra pseudo-counts."""
+        r"""Sum of log theta over all entries: the log kernel of a flat Dirichlet's extra pseudo-counts."""
         return self.logits.log_softmax(-1).sum()
 
 

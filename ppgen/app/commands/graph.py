@@ -13,7 +13,8 @@ def add_arguments(p):
     p.add_argument(
         "structure",
         choices=["independent", "chain", "markov"],
-        help="independent: no edges; chain: the full chain rule; markov: each variable depends on the --order previous ones",
+        help="independent: no edges; chain: the full chain rule; "
+        "markov: each variable depends on the --order previous ones",
     )
     p.add_argument("--n", type=int, default=8, help="number of variables (default 8)")
     p.add_argument("--order", type=int, default=1, help="k of the Markov structure (default 1)")

@@ -130,17 +130,20 @@ def inspect_point(
     divergences = int(nuts.sample_stats["diverging"].values.sum())
     order = torch.argsort(kl, descending=True)
     lines = [
-        f"{model.name} on {data.name}[{index}]: latent dim {model.latent_dim}, {active} active units (Cov_x E_q[z_u] > 0.01 over {n} test points)",
+        f"{model.name} on {data.name}[{index}]: latent dim {model.latent_dim}, "
+        f"{active} active units (Cov_x E_q[z_u] > 0.01 over {n} test points)",
         "KL(q || p) per latent dim, nats (largest first): "
         + ", ".join(f"z{int(u)}={float(kl[u]):.2f}" for u in order),
         "",
-        f"true posterior p(z | x) by NUTS ({num_chains} chains x {num_samples} draws, {warmup_steps} warmup, {divergences} divergences):",
+        f"true posterior p(z | x) by NUTS ({num_chains} chains x {num_samples} draws, "
+        f"{warmup_steps} warmup, {divergences} divergences):",
         nuts_summary.to_string(),
         f"max R-hat {r_hat_max:.4f}",
         "",
         f"guide q(z | x) ({num_samples} draws):",
         guide_summary.to_string(),
-        f"PSIS k-hat of the importance weights p(x, z) / q(z | x): {khat:.3f} ({_khat_verdict(khat)}); importance ESS {ess:.0f} of {num_samples}",
+        f"PSIS k-hat of the importance weights p(x, z) / q(z | x): {khat:.3f} ({_khat_verdict(khat)}); "
+        f"importance ESS {ess:.0f} of {num_samples}",
         "",
         "gaps (nats):",
         f"  {'log p(x) (IWAE-' + str(gap_samples) + ')':<26} {gaps['log_px']:.3f}",

@@ -55,7 +55,8 @@ def run(args) -> int:
         saved = runs.read_json(out / runs.CONFIG)
         if saved.get("model") != args.model or saved.get("data") != args.data:
             raise PPGenError(
-                f"--resume: {out} holds {saved.get('model')} on {saved.get('data')}, not {args.model} on {args.data}"
+                f"--resume: {out} holds {saved.get('model')} on {saved.get('data')}, "
+                f"not {args.model} on {args.data}"
             )
         model, payload = runs.load_checkpoint(out / runs.CHECKPOINT, map_location=device)
         trainer = payload["trainer"]

@@ -1,4 +1,4 @@
-"""Figures. The shared ones live in ``ppgen.app.plots.core``; each family adds ``ppgen.app.plots.<family>``."""
+"""Figures: the shared ones in ``ppgen.app.plots.core``; each family adds ``ppgen.app.plots.<family>``."""
 
 from ppgen.app.plots.core import (
     draw_samples,

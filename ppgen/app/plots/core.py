@@ -56,7 +56,7 @@ def _grid(lim: float, n: int = 200):
 def scatter_over_density(
     ax, samples: torch.Tensor, data=None, title: str | None = None, lim: float | None = None
 ):
-    r"""2-D samples (N, 2) as dots over the true density's contours (or the data, where no density is known)."""
+    r"""2-D samples (N, 2) as dots over the true density's contours (or the data, where none is known)."""
     s = samples.detach().float().cpu().numpy()
     if lim is None:
         ref = data.x if data is not None else samples

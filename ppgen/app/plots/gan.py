@@ -1,4 +1,4 @@
-"""GAN figures: the trained discriminator against the optimal one, its map over the plane, training diagnostics.
+"""GAN figures: the trained discriminator against the optimal one, its map over the plane, diagnostics.
 
 References:
     | Generative Adversarial Networks (Goodfellow et al., 2014) https://arxiv.org/abs/1406.2661

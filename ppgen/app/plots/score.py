@@ -40,7 +40,8 @@ def score_field(ax, model, data, *, sigma: float | None = None, n: int = 21, lim
     """
     if tuple(model.spec.event_shape) != (2,) or not hasattr(model, "score"):
         raise PPGenError(
-            f"score_field needs a score or energy model of 2-D data, got {getattr(model, 'name', model)} on {model.spec.event_shape}"
+            f"score_field needs a score or energy model of 2-D data, "
+            f"got {getattr(model, 'name', model)} on {model.spec.event_shape}"
         )
     lim = lim or float(data.x.abs().max()) * 1.15 + 0.1
     g = torch.linspace(-lim, lim, 200)
