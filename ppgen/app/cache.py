@@ -55,7 +55,7 @@ def data_fingerprint(*splits: Dataset) -> str:
 
 
 def cache_key(**fields) -> str:
-    r"""The entry name: SHA-256 of the canonical JSON of ``fields`` plus the ppgen version and cache format."""
+    r"""The entry name: SHA-256 of the canonical JSON of ``fields``, the ppgen version and cache format."""
     fields = {**fields, "ppgen_version": ppgen.__version__, "cache_format": CACHE_FORMAT}
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -18,7 +18,7 @@ OFF_SUPPORT_LIMIT = 0.01
 
 
 def plot_limit(data_x: torch.Tensor) -> float:
-    r"""The half-width of the square 2-D panel: the data's largest coordinate, padded (as the panels draw it)."""
+    r"""The half-width of the square 2-D panels: the data's largest coordinate, padded."""
     return float(data_x.abs().max()) * 1.15 + 0.1
 
 

@@ -11,9 +11,25 @@ import math
 import statistics
 from pathlib import Path
 
-from ppgen.app.runs import atomic_write, write_json
+import matplotlib.pyplot as plt
 
-__all__ = ["COLUMNS", "summarize", "format_table", "render_markdown", "render_html", "write_documents"]
+from ppgen.app.diagnostics import FLAGS, OFF_SUPPORT_LIMIT
+from ppgen.app.findings import what_costs_show, what_curves_show, what_table_shows
+from ppgen.app.grid import VALID_FRACTION
+from ppgen.app.plots.compare import cost_figure, curve_figure, nll_figure, sample_panels
+from ppgen.app.plots.core import sample_figure
+from ppgen.app.runs import atomic_write, write_json
+from ppgen.data import Dataset
+
+__all__ = [
+    "COLUMNS",
+    "summarize",
+    "format_table",
+    "render_markdown",
+    "render_html",
+    "write_documents",
+    "write_report",
+]
 
 # key, header, format; a column shows when some row has the key
 COLUMNS = [
@@ -38,6 +54,13 @@ COLUMNS = [
     ("sample_seconds_per_1000", "sample s/1000", "{:.3f}"),
     ("diagnostics", "diagnostics", "{}"),
 ]
+NLL_KINDS = (
+    "`exact` is log p(x); `iwae-K` an importance-sampled estimate with K samples (a stochastic lower bound "
+    "on "
+    "log p(x), so the NLL is an upper bound); `elbo` the variational bound; `dequantized` the dequantized "
+    "bound on the discrete likelihood; `quadrature` an unnormalized model normalized numerically on a grid. "
+    "Implicit models have no density."
+)
 NUMERIC = {k for k, _, f in COLUMNS if f != "{}"} | {"active_units", "off_support_fraction", "curve_seconds"}
 
 
@@ -53,7 +76,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     for r in rows:
         by_model.setdefault(r["model"], []).append(r)
     out = []
-    for name, group in by_model.items():
+    for group in by_model.values():
         ok = [r for r in group if "error" not in r]
         if not ok:
             out.append({**group[0], "seeds": [r.get("seed") for r in group]})
@@ -165,3 +188,145 @@ def write_documents(out: Path, blocks: list[tuple], payload: dict, title: str) -
     atomic_write(out / "report.md", render_markdown(blocks).encode())
     atomic_write(out / "report.html", render_html(blocks, out, title).encode())
     write_json(out / "report.json", payload)
+
+
+def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samples: dict, left_out: dict,
+                 quick: bool, jobs: int, wall: float, cache: str | None) -> None:  # fmt: skip
+    r"""The figures, then ``report.md``, ``report.html`` and ``report.json``."""
+    summary = summarize(rows)
+    first = {r["model"]: r for r in summary}
+    figures = {}
+    if samples:
+        fig = sample_panels(samples, first, data, test)
+        fig.savefig(out / "samples.png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        for name, x in samples.items():
+            fig = sample_figure(x, data, title=f"{name} ({first[name].get('sampler')})")
+            fig.savefig(out / f"samples_{name}.png", dpi=90, bbox_inches="tight")
+            plt.close(fig)
+        figures["samples.png"] = "samples"
+    for file, fig in (("nll.png", nll_figure(summary, data.name)), ("quality_curve.png", curve_figure(rows)),
+                      ("sampling_cost.png", cost_figure(rows))):  # fmt: skip
+        fig.savefig(out / file, dpi=90, bbox_inches="tight")
+        plt.close(fig)
+    seeds = sorted({r.get("seed") for r in rows})
+    ok = [r for r in rows if "error" not in r]
+    n_valid = round(VALID_FRACTION * len(data))
+    budgets = sorted({r.get("budget_seconds") for r in ok if r.get("budget_seconds")})
+    blocks = [
+        ("h1", f"ppgen compare: {data.name}"),
+        (
+            "p",
+            f"Data `{data.name}` ({data.kind}, event shape {tuple(data.event_shape)}): every model trains on "
+            f"{len(data) - n_valid} examples of the train split, {n_valid} further train examples are held "
+            "out "
+            f"as the validation split of the quality curves, and every test number is on the {len(test)} "
+            f"examples of the test split. "
+            + (
+                "Quick mode: each model's quick preset (config and fit options on the model class). "
+                if quick
+                else "Each model's default config and `fit_defaults`. "
+            )
+            + (
+                f"Training budget {', '.join(f'{b:g}' for b in budgets)} s per model (evaluation excluded). "
+                if budgets
+                else "Training length: the epochs of each model's fit options. "
+            )
+            + f"Seeds {', '.join(map(str, seeds))}"
+            + (" (mean ± sd over seeds)" if len(seeds) > 1 else "")
+            + f"; {jobs} parallel process{'es' if jobs > 1 else ''} of one torch thread each; "
+            f"{sum(1 for r in ok if r.get('cached'))} of {len(rows)} runs reused from the cache"
+            + (f" (`{cache}`)" if cache else " (cache off)")
+            + f"; this report took {wall:.0f} s of wall time.",
+        ),  # fmt: skip
+        ("h2", "Results"),
+        ("table", *table(summary)),
+        ("p", "**What this shows.** " + " ".join(what_table_shows(summary, data))),
+        (
+            "p",
+            f"How the numbers were obtained: test NLL on the whole test split, nats per example; {NLL_KINDS} "
+            f"KL gap = test NLL − the true entropy"
+            + (f" ({data.entropy:.4f} nats)" if data.entropy is not None else "")
+            + ". HQ and modes: the VEEGAN/PacGAN protocol on 2,500 samples (high quality = within 3σ of the "
+            "nearest mode). FD-digits: Fréchet distance in the features of the data set's classifier, 500 "
+            "samples against the test split. `train s`: training wall seconds without the curve's "
+            "evaluations; `eval s`: the test evaluation; `epochs`/`steps`: what training did; `sampler`: "
+            "what the samples and sample s/1000 come from (wall seconds per 1000 samples, one thread, "
+            "batched, after a warm-up). −log p(x|y) is the conditional NLL of conditional models, never "
+            "ranked with the unconditional column.",
+        ),  # fmt: skip
+        (
+            "p",
+            "Diagnostics: `under-trained` (the budget ended training before its epochs, or the NLL is worse "
+            "than `independent`'s), `mode-dropping` (fewer modes covered than the data have), "
+            "`posterior-collapse` (fewer than half the latent units active: Cov_x E_q[z_u] > 0.01 on 500 "
+            "test "
+            "points), `non-finite-stop` (a NaN/inf loss stopped training; the last finite model was scored), "
+            f"`samples-off-support` (more than {OFF_SUPPORT_LIMIT:.0%} of the samples outside the plotted "
+            f"region). Flags used: {', '.join(f for f in FLAGS)}.",
+        ),  # fmt: skip
+    ]
+    notes = [f"**{n}**: left out ({why})" for n, why in left_out.items()]
+    notes += [f"**{r['model']}** (seed {r.get('seed')}) failed: {r['error']}" for r in rows if "error" in r]
+    if notes:
+        blocks += [("ul", notes)]
+    if samples:
+        blocks += [("h2", "Samples"),
+                   ("p", "Each panel: samples from the model's sampler (in the title). "
+                         + ("2-D panels draw the data density behind the samples ("
+                            + ("contours of the true density" if data.truth is not None
+                               else "a 2-D histogram of the test points")
+                            + ") and say what fraction of samples fell outside the panel."
+                            if tuple(data.event_shape) == (2,) else "")),
+                   ("img", "samples.png", "samples")]  # fmt: skip
+    blocks += [
+        ("h2", "Test NLL"),
+        (
+            "p",
+            "Unconditional models only; the dashed line is the `independent` baseline; the axis is clipped "
+            "(an arrow marks a bar past the edge, its value written beside it). Blue: exact; orange: a bound "
+            "or an estimate.",
+        ),  # fmt: skip
+        ("img", "nll.png", "test NLL"),
+        ("h2", "Quality per second of training"),
+        (
+            "p",
+            f"Each point scores the model on the validation split ({n_valid} train examples never "
+            "trained on) "
+            "at log-spaced moments of training time; the time spent scoring is left out of the training "
+            "seconds and of the budget. Density models: validation NLL (exact; IWAE with K = 10 for VAEs; "
+            "the "
+            "ELBO for ddpm; quadrature for the 2-D ebm; the legend says which). Others: the high-quality "
+            "fraction of 500 samples on mixtures, FD-digits of 500 samples on images, else the MMD. "
+            + what_curves_show(rows),
+        ),  # fmt: skip
+        ("img", "quality_curve.png", "quality per second of training"),
+        ("h2", "Sampling cost against sample quality"),
+        (
+            "p",
+            "Each model's samplers: ddpm by DDIM with S steps and ancestrally with all T; smld and ebm with "
+            "Langevin chains of several lengths; the pixel models cached and naive (full recompute). Seconds "
+            "per 1000 samples (wall, one thread, batched, after a warm-up; CPU seconds in report.json) "
+            "against "
+            "the HQ fraction (2-D mixtures), FD-digits (images) or MMD, from "
+            + ", ".join(sorted({f"{s['n']} samples" for r in ok for s in r.get("sweep", [])}))
+            + ". "
+            + what_costs_show(rows),
+        ),  # fmt: skip
+        ("img", "sampling_cost.png", "sampling cost against sample quality"),
+    ]
+    payload = {
+        "data": data.name,
+        "kind": data.kind,
+        "quick": quick,
+        "seeds": seeds,
+        "jobs": jobs,
+        "wall_seconds": wall,
+        "train_examples": len(data) - n_valid,
+        "valid_examples": n_valid,
+        "test_examples": len(test),
+        "left_out": left_out,
+        "summary": summary,
+        "rows": rows,
+    }
+    write_documents(out, blocks, payload, f"ppgen compare: {data.name}")

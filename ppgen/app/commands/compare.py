@@ -5,6 +5,7 @@ from pathlib import Path
 
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split
 from ppgen.app.compare import applicable_models, compare, default_jobs, format_table
+from ppgen.app.demo import DEMO_MODELS
 from ppgen.app.job import resolve_device
 from ppgen.app.report import summarize
 from ppgen.app.runs import prepare_run_dir
@@ -17,13 +18,17 @@ HELP = "train every requested model on the same data; write report.md, report.js
 def add_arguments(p):
     add_data_arguments(p)
     p.add_argument(
-        "--models", default=None, help="comma-separated names (default: every model that supports the data)"
+        "--models",
+        default=None,
+        help="comma-separated names (default: every model that supports the data); 'demo': the models "
+        "`make demo` shows on the data (ppgen.app.demo.DEMO_MODELS, else every one with a quick preset)",
     )
     p.add_argument(
         "--budget-seconds",
         type=float,
         default=None,
-        help="training seconds per model, evaluation excluded (default: the epochs decide; quick mode: the preset's)",
+        help="training seconds per model, evaluation excluded "
+        "(default: the epochs decide; quick mode: the preset's)",
     )
     p.add_argument(
         "--quick",
@@ -51,6 +56,12 @@ def _seeds(text: str | None, default: int) -> list[int]:
     return seeds
 
 
+def _demo_models(data) -> list[str]:
+    if data.name in DEMO_MODELS:
+        return list(DEMO_MODELS[data.name])
+    return [n for n in applicable_models(data) if get(n).quick_preset(data.name) is not None]
+
+
 def run(args) -> int:
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
     seeds = _seeds(args.seeds, args.seed)
@@ -58,6 +69,10 @@ def run(args) -> int:
     if jobs < 1:
         raise PPGenError(f"--jobs must be at least 1, got {jobs}")
     train = load_split(args, "train")
+    if names == ["demo"]:
+        names = _demo_models(train)
+        if not names:
+            raise PPGenError(f"no model has a quick preset for {train.name}, so the demo has nothing to show")
     if names:
         for n in names:
             if (reason := supports(get(n), train.spec)) is not None:

@@ -145,7 +145,8 @@ def cost_figure(rows: list[dict]):
     )
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(6.5 * max(1, len(kinds)), 4.2), squeeze=False)
     colors = _colors(list(dict.fromkeys(r["model"] for r in rows)))
-    labels = {"hq_fraction": "high-quality samples (higher is better)", "fd_digits": "FD-digits (lower is better)",
+    labels = {"hq_fraction": "high-quality samples (higher is better)",
+              "fd_digits": "FD-digits (lower is better)",
               "mmd": "MMD to test (lower is better)"}  # fmt: skip
     for ax, key in zip(axes.flat, kinds):
         seen = set()
