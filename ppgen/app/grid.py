@@ -7,6 +7,7 @@ and gathers what the diagnostic flags need. Cells run in spawned processes on on
 that fails becomes a row with an ``error`` and never costs the others.
 """
 
+import math
 import multiprocessing
 import os
 import sys
@@ -250,9 +251,10 @@ def run_grid(
     context = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(min(jobs, len(cells)), mp_context=context, initializer=_init_worker) as pool:
+            longest_first = sorted(range(len(cells)), key=lambda i: -(cells[i].budget_seconds or math.inf))
             futures = {
-                pool.submit(_safe_cell, cell, train, test, use_cache, cache_root): i
-                for i, cell in enumerate(cells)
+                pool.submit(_safe_cell, cells[i], train, test, use_cache, cache_root): i
+                for i in longest_first
             }
             for future in as_completed(futures):
                 i = futures[future]

@@ -38,8 +38,8 @@ COLUMNS = [
     ("density", "density", "{}"),
     ("preset", "preset", "{}"),
     ("n_params", "params", "{:,.0f}"),
-    ("epochs", "epochs", "{:.0f}"),
-    ("steps", "steps", "{:.0f}"),
+    ("epochs", "epochs", "{:g}"),
+    ("steps", "steps", "{:g}"),
     ("train_seconds", "train s", "{:.1f}"),
     ("eval_seconds", "eval s", "{:.1f}"),
     ("test_nll_nats", "test NLL (nats)", "{:.3f}"),
@@ -47,7 +47,7 @@ COLUMNS = [
     ("test_bpd", "bits/dim", "{:.4f}"),
     ("test_kl_gap_nats", "KL gap (nats)", "{:.3f}"),
     ("test_cond_nll_nats", "−log p(x|y) (nats)", "{:.3f}"),
-    ("modes_covered", "modes", "{:.1f}"),
+    ("modes_covered", "modes", "{:g}"),
     ("hq_fraction", "HQ", "{:.1%}"),
     ("fd_digits", "FD-digits", "{:.2f}"),
     ("sampler", "sampler", "{}"),
@@ -61,7 +61,11 @@ NLL_KINDS = (
     "bound on the discrete likelihood; `quadrature` an unnormalized model normalized numerically on a grid. "
     "Implicit models have no density."
 )
-NUMERIC = {k for k, _, f in COLUMNS if f != "{}"} | {"active_units", "off_support_fraction", "curve_seconds"}
+NUMERIC = {k for k, _, f in COLUMNS if f != "{}"} - {"n_params"} | {
+    "active_units",
+    "off_support_fraction",
+    "curve_seconds",
+}
 
 
 def _mean_sd(values: list) -> tuple[float, float | None]:
@@ -103,7 +107,7 @@ def cell(row: dict, key: str, fmt: str) -> str:
     text = fmt.format(value)
     sd = row.get(f"{key}_sd")
     if sd is not None:
-        text += " ± " + fmt.format(sd).rstrip("%") + ("%" if fmt.endswith("%}") else "")
+        text += " ± " + (f"{sd:.2g}" if fmt == "{:g}" else fmt.format(sd))
     return text
 
 

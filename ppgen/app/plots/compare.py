@@ -79,7 +79,8 @@ def nll_figure(rows: list[dict], data_name: str, clip_factor: float = 1.5):
     base = next((r["test_nll_nats"] for r in rows if r["model"] == "independent"), None)
     lo = min(values.min(), base if base is not None else values.min())
     ref = base if base is not None else float(np.median(values))
-    hi = ref + clip_factor * max(ref - lo, 1e-3) if base is not None else max(values.max(), ref)
+    hi = min(ref + clip_factor * max(ref - lo, 1e-3), values.max()) if base is not None else values.max()
+    hi = max(hi, ref)
     left = lo - 0.05 * (hi - lo) - 1e-3
     colors = ["tab:blue" if r.get("test_nll_kind") == "exact" else "tab:orange" for r in rows]
     y = np.arange(len(rows))
@@ -89,10 +90,10 @@ def nll_figure(rows: list[dict], data_name: str, clip_factor: float = 1.5):
         ax.text(min(v, hi), i, " " + label, va="center", fontsize=7)
     if base is not None:
         ax.axvline(base, color="k", ls="--", lw=1)
-        ax.text(base, len(rows) - 0.4, " independent", fontsize=7)
+        ax.text(base, -0.75, " independent", fontsize=7, va="bottom")
     ax.set_yticks(y, [r["model"] for r in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(left, hi + 0.35 * (hi - left))
+    ax.set_xlim(left, hi + 0.3 * (hi - left))
+    ax.set_ylim(len(rows) - 0.5, -1.0)
     ax.set_xlabel("test NLL, nats per example (lower is better; axis clipped, → marks a clipped bar)")
     ax.set_title(f"unconditional test NLL on {data_name}", fontsize=9)
     fig.tight_layout()
