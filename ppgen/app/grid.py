@@ -236,13 +236,21 @@ def run_grid(
     progress bar over the grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
     results: list = [None] * len(cells)
     bar = tqdm(total=len(cells), desc="compare", unit="run", disable=not progress, file=sys.stderr)
-    if jobs <= 1:
+    todo = []
+    for i, cell in enumerate(cells):  # cached cells are read here, without starting a process
+        hit = load_entry(cell.key(train, test), cache_root) if use_cache else None
+        if hit is None:
+            todo.append(i)
+        else:
+            results[i] = ({**hit[0], "cached": True}, hit[1])
+            bar.update(1)
+    if jobs <= 1 or len(todo) <= 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            for i, cell in enumerate(cells):
-                bar.set_postfix_str(f"{cell.model} seed {cell.seed}")
-                results[i] = _safe_cell(cell, train, test, use_cache, cache_root)
+            for i in todo:
+                bar.set_postfix_str(f"{cells[i].model} seed {cells[i].seed}")
+                results[i] = _safe_cell(cells[i], train, test, use_cache, cache_root)
                 bar.update(1)
         finally:
             torch.set_num_threads(threads)
@@ -250,8 +258,8 @@ def run_grid(
         return results
     context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(min(jobs, len(cells)), mp_context=context, initializer=_init_worker) as pool:
-            longest_first = sorted(range(len(cells)), key=lambda i: -(cells[i].budget_seconds or math.inf))
+        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=_init_worker) as pool:
+            longest_first = sorted(todo, key=lambda i: -(cells[i].budget_seconds or math.inf))
             futures = {
                 pool.submit(_safe_cell, cells[i], train, test, use_cache, cache_root): i
                 for i in longest_first
