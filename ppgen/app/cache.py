@@ -1,9 +1,9 @@
 """The run cache of ``ppgen compare``: a finished run, found again by what determined it.
 
 An entry is a directory named by the SHA-256 of its key (model, data and its fingerprint, config, fit
-options, seed, budget, evaluation protocol, ppgen version, cache format). It holds ``model.pt``,
-``row.json`` (metrics, training curve, sampler timings), ``samples.pt`` and ``manifest.json`` with the
-SHA-256 of each file. It is written into a temporary directory and renamed into place, so a reader
+options, seed, budget, evaluation protocol, ppgen version and a fingerprint of its code, cache
+format). It holds ``model.pt``, ``row.json`` (metrics, training curve, sampler timings), ``samples.pt``
+and ``manifest.json`` with the SHA-256 of each file. It is written into a temporary directory and renamed into place, so a reader
 sees all of it or nothing; on load every file is checked against the manifest, and an entry that
 fails is removed and reported as a miss (the run is redone, never trusted).
 
@@ -11,6 +11,7 @@ The cache lives in ``$PPGEN_CACHE``, else the platform's user cache directory (`
 ``~/Library/Caches/ppgen`` on macOS, ``%LOCALAPPDATA%\\ppgen\\Cache`` on Windows).
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -54,9 +55,31 @@ def data_fingerprint(*splits: Dataset) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    r"""SHA-256 of ppgen's own Python sources (ppgen, its models and inference), so that a changed model
+    or trainer never reuses a run of the old code, even without a new version number."""
+    import ppgen.inference
+    import ppgen.models
+
+    h = hashlib.sha256()
+    for package in (ppgen, ppgen.models, ppgen.inference):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(**fields) -> str:
-    r"""The entry name: SHA-256 of the canonical JSON of ``fields``, the ppgen version and cache format."""
-    fields = {**fields, "ppgen_version": ppgen.__version__, "cache_format": CACHE_FORMAT}
+    r"""The entry name: SHA-256 of the canonical JSON of ``fields``, the ppgen version, a fingerprint of
+    its code and the cache format."""
+    fields = {
+        **fields,
+        "ppgen_version": ppgen.__version__,
+        "code": code_fingerprint(),
+        "cache_format": CACHE_FORMAT,
+    }
     text = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
