@@ -1,11 +1,12 @@
 """The run cache of ``ppgen compare``: a finished run, found again by what determined it.
 
-An entry is a directory named by the SHA-256 of its key (model, data and its fingerprint, config, fit
-options, seed, budget, evaluation protocol, ppgen version and a fingerprint of its code, cache
-format). It holds ``model.pt``, ``row.json`` (metrics, training curve, sampler timings), ``samples.pt``
-and ``manifest.json`` with the SHA-256 of each file. It is written into a temporary directory and renamed into place, so a reader
-sees all of it or nothing; on load every file is checked against the manifest, and an entry that
-fails is removed and reported as a miss (the run is redone, never trusted).
+An entry is a directory named by the SHA-256 of its key (model, data and its fingerprint, config,
+fit options, seed, budget, evaluation protocol, ppgen version and a fingerprint of its code, cache
+format). It holds ``model.pt``, ``row.json`` (metrics, training curve, sampler timings),
+``samples.pt`` and ``manifest.json`` with the SHA-256 of each file. It is written into a temporary
+directory and renamed into place, so a reader sees all of it or nothing; on load every file is
+checked against the manifest, and an entry that fails is removed and reported as a miss (the run is
+redone, never trusted).
 
 The cache lives in ``$PPGEN_CACHE``, else the platform's user cache directory (``~/.cache/ppgen``,
 ``~/Library/Caches/ppgen`` on macOS, ``%LOCALAPPDATA%\\ppgen\\Cache`` on Windows).
