@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ppgen import features
 from ppgen.app.cache import cache_key, data_fingerprint, load_entry, save_entry
 from ppgen.app.diagnostics import off_support_fraction
 from ppgen.app.job import run_job
@@ -244,6 +245,8 @@ def run_grid(
         else:
             results[i] = ({**hit[0], "cached": True}, hit[1])
             bar.update(1)
+    if todo and test.spec.is_image and features.has_classifier(test.name, test.spec):
+        features.classifier(test.name, test.spec, root=test.root)  # trained once here, not in every worker
     if jobs <= 1 or len(todo) <= 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

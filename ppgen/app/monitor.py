@@ -51,7 +51,9 @@ class QualityMonitor:
         num_samples: K of the IWAE estimate for the validation NLL of VAEs.
         n_samples: samples drawn for a sample metric.
         first: the first evaluation time in training seconds; then every ``growth`` times more, but at
-            least ``min_gap`` seconds after the last and at most ``max_gap`` seconds.
+            least ``min_gap`` seconds after the last and at most ``max_gap`` seconds, and at least
+            ``cost_ratio`` times the last evaluation's seconds (so that scoring costs at most about
+            1 / ``cost_ratio`` of the training time, besides the final score).
     """
 
     def __init__(
@@ -63,10 +65,12 @@ class QualityMonitor:
         growth: float = 2.0,
         min_gap: float = 0.25,
         max_gap: float = 30.0,
+        cost_ratio: float = 3.0,
     ):
         self.valid = valid
         self.num_samples, self.n_samples = num_samples, n_samples
         self.first, self.growth, self.min_gap, self.max_gap = first, growth, min_gap, max_gap
+        self.cost_ratio = cost_ratio
         self.points: list[dict] = []
         self.log: list[dict] = []
         self.eval_seconds = 0.0
@@ -106,8 +110,9 @@ class QualityMonitor:
             {"train_seconds": t, "epoch": epoch, "steps": steps, "value": value, "eval_seconds": seconds}
         )
         self._last_epoch = epoch
-        self._next = max(t * self.growth, t + self.min_gap)
-        self._next = min(self._next, t + self.max_gap)
+        # log-spaced, min_gap to max_gap apart, and costing at most about 1 / cost_ratio of training time
+        self._next = min(max(t * self.growth, t + self.min_gap), t + self.max_gap)
+        self._next = max(self._next, t + self.cost_ratio * seconds)
 
     def score(self, model) -> float | None:
         if self.kind is None:
