@@ -118,7 +118,8 @@ def curve_figure(rows: list[dict]):
             if c.get("key") != key or not pts:
                 continue
             t = [max(p["train_seconds"], 1e-3) for p in pts]
-            name = r["model"] + (f" ({c['nll_kind']})" if c.get("nll_kind") else "")
+            kind = ("−log p(x|y), " if r.get("conditional") else "") + (c.get("nll_kind") or "")
+            name = r["model"] + (f" ({kind})" if kind else "")
             ax.plot(t, [p["value"] for p in pts], "o-", ms=3, color=colors[r["model"]],
                     label=None if r["model"] in seen else name)  # fmt: skip
             seen.add(r["model"])
@@ -130,7 +131,17 @@ def curve_figure(rows: list[dict]):
                     if (r.get("curve") or {}).get("key") == key and p["value"] is not None]  # fmt: skip
             if vals:
                 lo, med = min(vals), float(np.median(vals))
-                ax.set_ylim(lo - 0.05 * abs(lo) - 0.1, med + 2 * (med - lo) + 0.1)
+                top = med + 2 * (med - lo) + 0.1
+                ax.set_ylim(lo - 0.05 * abs(lo) - 0.1, top)
+                above = []
+                for r in rows:
+                    c = r.get("curve") or {}
+                    got = [p["value"] for p in c.get("points", []) if p["value"] is not None]
+                    if c.get("key") == key and got and min(got) > top:
+                        above.append(f"{r['model']} ({min(got):.3g})")
+                if above:
+                    ax.text(0.01, 0.98, "above the axis: " + ", ".join(above), transform=ax.transAxes,
+                            fontsize=7, va="top")  # fmt: skip
         ax.legend(fontsize=6, ncol=2)
         ax.grid(alpha=0.3)
     if not kinds:
