@@ -172,3 +172,29 @@ def test_parallel_grid_gives_the_numbers_of_a_serial_one(rings):
         assert [p["value"] for p in a["curve"]["points"]][-1] == [p["value"] for p in b["curve"]["points"]][
             -1
         ]
+
+
+def test_demo_models_come_from_demo_models_else_every_model_with_a_preset(rings, presets, monkeypatch):
+    from ppgen.app.commands import compare as command
+
+    train, _ = rings
+    monkeypatch.setattr(command, "DEMO_MODELS", {})
+    assert command._demo_models(train) == ["independent", "mixture"]
+    monkeypatch.setattr(command, "DEMO_MODELS", {"rings8": ["mixture"]})
+    assert command._demo_models(train) == ["mixture"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--seeds", "0,x"), "--seeds expects comma-separated integers"),
+        (("--seeds", "1,1"), "--seeds expects distinct integers"),
+        (("--jobs", "0"), "--jobs must be at least 1"),
+    ],
+)
+def test_compare_rejects_bad_options_in_one_line(args, message, tmp_path, capsys):
+    from ppgen.app.cli import main
+
+    assert main(["compare", "--data", "rings8", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
