@@ -52,7 +52,8 @@ def test_plan_takes_quick_presets_and_leaves_out_models_without_one(rings, prese
     cells, _ = plan(["mixture"], train, quick=True, budget_seconds=5)
     assert cells[0].budget_seconds == 5  # --budget-seconds wins over the preset
     cells, left_out = plan(["mixture", "gan"], train, quick=False)
-    assert not left_out and cells[0].config == {} and cells[0].fit == ppgen.get("mixture").fit_defaults
+    assert not left_out and cells[0].config == {} and cells[0].fit == {}
+    assert cells[0].target_epochs == ppgen.get("mixture").fit_defaults["epochs"]
     assert cells[0].budget_seconds is None and cells[0].preset == "default"
 
 

@@ -75,7 +75,7 @@ def plan(
             fit.pop("budget_seconds", None)
             protocol = {"num_samples": QUICK_NUM_SAMPLES, "n_sweep": 100 if image else 1000}
         else:
-            config, fit, budget = {}, dict(cls.fit_defaults), budget_seconds
+            config, fit, budget = {}, {}, budget_seconds  # fit() and the objectives read fit_defaults
             protocol = {"num_samples": 1000, "n_sweep": 500 if image else 2500}
         for seed in seeds:
             cells.append(Cell(name, dict(config), dict(fit), budget, seed, "quick" if quick else "default",
