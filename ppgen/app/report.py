@@ -241,7 +241,7 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
             + f"; {jobs} parallel process{'es' if jobs > 1 else ''} of one torch thread each; "
             f"{sum(1 for r in ok if r.get('cached'))} of {len(rows)} runs reused from the cache"
             + (f" (`{cache}`)" if cache else " (cache off)")
-            + f"; this report took {wall:.0f} s of wall time.",
+            + f"; the grid took {wall:.0f} s of wall time (figures and imports aside).",
         ),  # fmt: skip
         ("h2", "Results"),
         ("table", *table(summary)),
