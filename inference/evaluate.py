@@ -31,7 +31,9 @@ def test_log_prob(
 
 
 @torch.no_grad()
-def sampling_cost(sample, n: int, batch_size: int = 1000, warmup: int = 2) -> tuple[torch.Tensor, float, float]:
+def sampling_cost(
+    sample, n: int, batch_size: int = 1000, warmup: int = 2
+) -> tuple[torch.Tensor, float, float]:
     r"""The timing protocol of every sampling speed ppgen reports: a warm-up call, then n samples in
     batches of at most ``batch_size``, timed in wall and CPU (this process) seconds.
 

@@ -210,7 +210,8 @@ def test_compare_writes_report_and_figures(tmp_path, capsys):
     assert all("error" not in r and r["modes_total"] == 8 and not r["cached"] for r in rows)
     assert rows[1]["test_nll_nats"] < rows[0]["test_nll_nats"]
     assert "| mixture |" in (out / "report.md").read_text()
-    assert ppgen(*args, "--jobs", "1", "--out", out, "--quiet", "--force") == 0  # the same runs, from the cache
+    # the same runs again, from the cache
+    assert ppgen(*args, "--jobs", "1", "--out", out, "--quiet", "--force") == 0
     assert all(r["cached"] for r in json.loads((out / "report.json").read_text())["rows"])
 
 
