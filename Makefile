@@ -17,10 +17,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The quick comparison of the demo's models (ppgen/app/demo.py) on each data set, one process per core;
+# finished runs are cached ($PPGEN_CACHE, else ~/.cache/ppgen), so a second `make demo` only redraws.
 demo: $(STAMP)
-	$(BIN)/ppgen compare --data digits --quick --out runs/demo-digits --force --quiet
-	$(BIN)/ppgen compare --data rings8 --quick --out runs/demo-rings8 --force --quiet
-	@echo "Reports: runs/demo-digits/report.md and runs/demo-rings8/report.md"
+	OMP_NUM_THREADS=1 $(BIN)/ppgen compare --data digits --quick --models demo --out runs/demo-digits --force
+	OMP_NUM_THREADS=1 $(BIN)/ppgen compare --data rings8 --quick --models demo --out runs/demo-rings8 --force
+	@echo "Reports: runs/demo-digits/report.html and runs/demo-rings8/report.html (and report.md beside them)"
 
 # One pytest worker per core (pytest-xdist); each worker runs torch on one thread.
 WORKERS ?= auto

@@ -20,6 +20,12 @@ def _seed():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _run_cache(tmp_path_factory, monkeypatch):
+    r"""Tests never read or fill the user's run cache of `ppgen compare`."""
+    monkeypatch.setenv("PPGEN_CACHE", str(tmp_path_factory.getbasetemp() / "ppgen-cache"))
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -200,28 +200,19 @@ def test_sample_refuses_bad_or_existing_outputs(trained_run, tmp_path, capsys):
 
 def test_compare_writes_report_and_figures(tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert (
-        ppgen(
-            "compare",
-            "--data",
-            "rings8",
-            "--models",
-            "independent,mixture",
-            "--quick",
-            "--out",
-            out,
-            "--quiet",
-        )
-        == 0
-    )
+    args = ("compare", "--data", "rings8", "--models", "independent,mixture", "--budget-seconds", "2")
+    assert ppgen(*args, "--jobs", "1", "--out", out, "--quiet") == 0
     assert "mixture" in capsys.readouterr().out
-    for name in ("report.md", "report.json", "samples.png", "nll.png", "samples_mixture.png"):
+    for name in ("report.md", "report.json", "report.html", "samples.png", "nll.png", "samples_mixture.png"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert [r["model"] for r in rows] == ["independent", "mixture"]
-    assert all("error" not in r and r["modes_total"] == 8 for r in rows)
+    assert all("error" not in r and r["modes_total"] == 8 and not r["cached"] for r in rows)
     assert rows[1]["test_nll_nats"] < rows[0]["test_nll_nats"]
     assert "| mixture |" in (out / "report.md").read_text()
+    # the same runs again, from the cache
+    assert ppgen(*args, "--jobs", "1", "--out", out, "--quiet", "--force") == 0
+    assert all(r["cached"] for r in json.loads((out / "report.json").read_text())["rows"])
 
 
 def test_console_script_is_installed():

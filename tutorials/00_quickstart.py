@@ -118,7 +118,7 @@ rows = compare(
     ["independent", "mixture"],
     out_dir() / "compare-rings8",
     budget_seconds=2 if QUICK else 20,
-    quick=QUICK,
+    jobs=1,
     progress=False,
 )
 print(format_table(rows))

@@ -1,49 +1,86 @@
-"""The comparison harness: every requested model on the same split with the same budget.
+"""The comparison harness: trained models on the same data, scored the same way, in one report.
 
-Writes ``report.md``, ``report.json``, one sample figure per model, a panel of all samples and a
-bar chart of test NLL.
+``compare`` plans a grid of cells (model x seed) from each model's quick preset (quick mode) or its
+default config and ``fit_defaults``, runs it in parallel processes through the run cache
+(:mod:`ppgen.app.grid`, :mod:`ppgen.app.cache`), flags what a reader must know
+(:mod:`ppgen.app.diagnostics`) and writes ``report.md``, ``report.json``, a self-contained
+``report.html`` and the figures (:mod:`ppgen.app.report`, :mod:`ppgen.app.plots.compare`).
 """
 
-import math
-import traceback
+import os
+import time
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
-from ppgen.app.job import run_job
-from ppgen.app.plots.core import draw_samples, nll_bars
-from ppgen.app.runs import write_json
+from ppgen.app.cache import cache_dir
+from ppgen.app.diagnostics import add_flags
+from ppgen.app.grid import Cell, run_grid
+from ppgen.app.report import format_table, write_report
 from ppgen.base import get, model_names, supports
 from ppgen.data import Dataset
 
-__all__ = ["compare", "applicable_models", "write_report", "QUICK_BUDGET_SECONDS", "QUICK_NUM_SAMPLES"]
-
-QUICK_BUDGET_SECONDS = 2.0
-QUICK_NUM_SAMPLES = 100
-QUICK_IMAGE_SAMPLES = 200
-COLUMNS = [
-    ("model", "model", "{}"),
-    ("family", "family", "{}"),
-    ("density", "density", "{}"),
-    ("n_params", "params", "{:,}"),
-    ("test_nll_nats", "test NLL (nats)", "{:.3f}"),
-    ("test_bpd", "bits/dim", "{:.4f}"),
-    ("test_nll_kind", "NLL kind", "{}"),
-    ("test_kl_gap_nats", "KL gap (nats)", "{:.3f}"),
-    ("modes_covered", "modes", "{}"),
-    ("hq_fraction", "HQ", "{:.1%}"),
-    ("fd_digits", "FD-digits", "{:.2f}"),
-    ("precision", "precision", "{:.2f}"),
-    ("recall", "recall", "{:.2f}"),
-    ("train_seconds", "train s", "{:.1f}"),
-    ("sample_seconds_per_1000", "sample s/1000", "{:.3f}"),
+__all__ = [
+    "compare",
+    "plan",
+    "applicable_models",
+    "format_table",
+    "default_jobs",
+    "QUICK_MAX_SECONDS",
+    "QUICK_NUM_SAMPLES",
 ]
+
+QUICK_MAX_SECONDS = 120.0  # quick mode's budget when neither --budget-seconds nor the preset sets one
+QUICK_NUM_SAMPLES = 100  # K of the test IWAE estimate in quick mode
 
 
 def applicable_models(data: Dataset, names: list[str] | None = None) -> list[str]:
     r"""The requested (default: all registered) models that can model this data."""
     names = names or model_names()
     return [n for n in names if supports(get(n), data.spec) is None]
+
+
+def default_jobs() -> int:
+    r"""The number of cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def plan(
+    names: list[str],
+    data: Dataset,
+    quick: bool = False,
+    budget_seconds: float | None = None,
+    seeds=(0,),
+    device: str = "cpu",
+) -> tuple[list[Cell], dict[str, str]]:
+    r"""The grid: one :class:`~ppgen.app.grid.Cell` per (model, seed), and the models left out with why.
+
+    Quick mode takes each model's ``quick_preset(data.name)`` (config and fit options); a model
+    without one is left out ("no quick preset"). The budget is ``budget_seconds``, else the preset's
+    ``budget_seconds``, else ``QUICK_MAX_SECONDS``. Otherwise each model gets its default config and
+    its ``fit_defaults`` (epochs decide; ``budget_seconds`` caps them when given).
+    """
+    cells, left_out = [], {}
+    image = data.spec.is_image
+    for name in names:
+        cls = get(name)
+        if quick:
+            preset = cls.quick_preset(data.name)
+            if preset is None:
+                left_out[name] = "no quick preset"
+                continue
+            config, fit = preset["config"], preset["fit"]
+            budget = budget_seconds or fit.pop("budget_seconds", None) or QUICK_MAX_SECONDS
+            fit.pop("budget_seconds", None)
+            protocol = {"num_samples": QUICK_NUM_SAMPLES, "n_sweep": 100 if image else 1000}
+        else:
+            config, fit, budget = {}, {}, budget_seconds  # fit() and the objectives read fit_defaults
+            protocol = {"num_samples": 1000, "n_sweep": 500 if image else 2500}
+        for seed in seeds:
+            cells.append(Cell(name, dict(config), dict(fit), budget, seed, "quick" if quick else "default",
+                              device=str(device), **protocol))  # fmt: skip
+    return cells, left_out
 
 
 def compare(
@@ -53,138 +90,54 @@ def compare(
     out: Path,
     budget_seconds: float | None = None,
     quick: bool = False,
-    seed: int = 0,
+    seeds=(0,),
     device="cpu",
+    jobs: int = 1,
+    use_cache: bool = True,
+    cache_root=None,
     progress: bool = True,
     log=print,
 ) -> list[dict]:
-    r"""Trains and scores each model, saves its samples, and writes the report into ``out``.
+    r"""Trains (or finds cached), scores and reports every model on ``train``/``test``.
 
     Arguments:
-        train, test: the splits every model sees.
+        train, test: the splits every model sees (a validation split of train is held out for the
+            quality curves).
         names: registry names (each must support the data).
-        budget_seconds: the training time of each model (default: its default epochs; quick mode 4 s).
-        quick: a 2-second budget, K = 100 importance samples and 200 samples for the image metrics,
-            for demos and tests.
+        budget_seconds: training seconds per model, evaluation excluded (see :func:`plan`).
+        quick: quick presets instead of default configs.
+        seeds: one run per seed; the report gives mean ± sd.
+        jobs: parallel processes (one torch thread each).
+        use_cache: reuse finished runs from the cache (``$PPGEN_CACHE`` or the user cache directory).
 
     Returns:
-        One row of metrics per model; a model that failed has an "error" instead.
+        One row per (model, seed) with its metrics and ``diagnostics``; a failed one has an ``error``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    budget = QUICK_BUDGET_SECONDS if quick and budget_seconds is None else budget_seconds
-    rows, samples = [], {}
-    for name in names:
-        fit_options = {"epochs": get(name).fit_defaults.get("epochs"), "budget_seconds": budget}
-        try:
-            eval_options = {"n_image_samples": QUICK_IMAGE_SAMPLES} if quick else {}
-            job = run_job(
-                name,
-                train,
-                test,
-                fit_options=fit_options,
-                seed=seed,
-                device=device,
-                num_samples=QUICK_NUM_SAMPLES if quick else 1000,
-                eval_options=eval_options,
-                progress=progress,
-            )
-            rows.append(job.metrics)
-            samples[name] = job.model.sample(64).detach().cpu()
-            nll = job.metrics["test_nll_nats"]
-            log(
-                f"  {name:<16} "
-                + (
-                    f"test NLL {nll:8.3f} nats ({job.metrics['test_nll_kind']})"
-                    if nll is not None
-                    else "no density"
-                )
-                + f", trained {job.metrics['train_seconds']:.1f}s"
-            )
-        except Exception as e:  # one failing model must not hide the others' results
-            rows.append(
-                {
-                    "model": name,
-                    "family": get(name).family,
-                    "density": get(name).density,
-                    "error": f"{type(e).__name__}: {e}",
-                }
-            )
-            log(f"  {name:<16} FAILED: {type(e).__name__}: {e}")
-            traceback.print_exc()
-    write_report(out, train, rows, samples, budget, quick)
+    start = time.perf_counter()
+    cells, left_out = plan(names, train, quick, budget_seconds, seeds, device)
+    for name, why in left_out.items():
+        log(f"  {name:<16} left out: {why}")
+    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress)
+    rows = add_flags([row for row, _ in results])
+    for row in rows:
+        log("  " + _one_line(row))
+    samples = {}
+    for row, x in results:
+        if x is not None and row["model"] not in samples:
+            samples[row["model"]] = x
+    wall = time.perf_counter() - start
+    write_report(out, train, test, rows, samples, left_out, quick=quick, jobs=jobs, wall=wall,
+                 cache=str(cache_root or cache_dir()) if use_cache else None)  # fmt: skip
     return rows
 
 
-def _cell(value, fmt: str) -> str:
-    if value is None or isinstance(value, float) and math.isnan(value):
-        return "–"
-    return fmt.format(value)
-
-
-def write_report(out: Path, data: Dataset, rows: list[dict], samples: dict, budget, quick: bool) -> None:
-    r"""``report.md``, ``report.json``, ``samples_<model>.png``, ``samples.png`` and ``nll.png``."""
-    columns = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    lines = [
-        f"# ppgen compare: {data.name}",
-        "",
-        f"{len(data)} training examples of kind `{data.kind}`, event shape {tuple(data.event_shape)}; "
-        + (f"training budget {budget:g} s per model" if budget else "each model's default training length")
-        + (
-            f" (quick mode: K = {QUICK_NUM_SAMPLES} importance samples; "
-            f"image metrics on {QUICK_IMAGE_SAMPLES} samples)."
-            if quick
-            else "."
-        ),
-        "",
-        "| " + " | ".join(c[1] for c in columns) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-    ]
-    for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(key), fmt) for key, _, fmt in columns) + " |")
-    failed = [r for r in rows if "error" in r]
-    lines += [
-        "",
-        "NLL kinds: `exact` is log p(x); `iwae-K` an importance-sampled estimate (a stochastic lower bound "
-        "on log p(x), so the NLL is an upper bound); `elbo` the variational bound; `dequantized` the "
-        "dequantized bound on the discrete likelihood; `quadrature` an unnormalized model normalized "
-        "numerically. Implicit models have no density.",
-    ]
-    if data.entropy is not None:
-        lines.append(
-            f"The true entropy of `{data.name}` is {data.entropy:.4f} nats; the KL gap is test NLL − entropy."
-        )
-    lines += [f"- **{r['model']}** failed: {r['error']}" for r in failed]
-    lines += ["", "![samples](samples.png)", "", "![test NLL](nll.png)", ""]
-    (out / "report.md").write_text("\n".join(lines))
-    write_json(
-        out / "report.json",
-        {"data": data.name, "kind": data.kind, "budget_seconds": budget, "quick": quick, "rows": rows},
-    )
-
-    cols = min(4, max(1, len(samples)))
-    nrows = math.ceil(len(samples) / cols) if samples else 1
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.2 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, (name, x) in zip(axes.flat, samples.items()):
-        draw_samples(ax, x, data, title=name)
-        single, sax = plt.subplots(figsize=(4, 4))
-        draw_samples(sax, x, data, title=name)
-        single.savefig(out / f"samples_{name}.png", dpi=100, bbox_inches="tight")
-        plt.close(single)
-    fig.savefig(out / "samples.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(1 + 0.7 * max(1, len(rows)), 3.5))
-    nll_bars(ax, rows)
-    ax.set_title(f"test NLL on {data.name} (blue: exact, orange: bound/estimate)", fontsize=9)
-    fig.savefig(out / "nll.png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def format_table(rows: list[dict]) -> str:
-    r"""The report's table as plain text, for the terminal."""
-    columns = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    table = [[c[1] for c in columns]] + [[_cell(r.get(k), f) for k, _, f in columns] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in table)
+def _one_line(row: dict) -> str:
+    if "error" in row:
+        return f"{row['model']:<16} seed {row.get('seed')}: FAILED: {row['error']}"
+    nll = row.get("test_nll_nats", row.get("test_cond_nll_nats"))
+    text = f"{nll:8.3f} nats ({row['test_nll_kind']})" if nll is not None else "no density"
+    flags = ", ".join(row.get("diagnostics", [])) or "ok"
+    return (f"{row['model']:<16} seed {row['seed']}: {text}; {row['epochs']} epochs in "
+            f"{row['train_seconds']:.1f} s{' (cached)' if row.get('cached') else ''}; {flags}")  # fmt: skip

@@ -5,10 +5,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ppgen.app.samplers import Sampler, use_sampler
 from ppgen.base import create
 from ppgen.data import Dataset
-from ppgen.errors import PPGenError
+from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.inference import evaluate, fit
+from ppgen.inference.trainer import FitResult
 from ppgen.seed import seed_everything
 
 __all__ = ["resolve_device", "run_job", "JobResult"]
@@ -47,6 +49,8 @@ def run_job(
     model=None,
     on_epoch_end=None,
     progress: bool = True,
+    sampler=None,
+    score_non_finite: bool = False,
 ) -> JobResult:
     r"""Seeds, builds (unless ``model`` is given, e.g. when resuming), fits and evaluates a model.
 
@@ -59,15 +63,43 @@ def run_job(
         fit_options: keyword arguments of :func:`ppgen.fit` (epochs, steps, budget_seconds, lr, ...).
         num_samples: K for importance-sampled estimates.
         eval_options: more keyword arguments of :func:`ppgen.evaluate` (e.g. ``n_image_samples``).
+        sampler: the :class:`~ppgen.app.samplers.Sampler` evaluation draws with, or a function of the
+            model that picks one (e.g. :func:`~ppgen.app.samplers.fast_sampler`); default ``model.sample``.
+        score_non_finite: on a non-finite loss, evaluate the last finite model (``fit.stopped`` and
+            ``metrics["non_finite_stop"]`` say so) instead of raising.
+
+    Returns:
+        The model, the :class:`~ppgen.inference.trainer.FitResult` and the metrics, with
+        ``train_seconds`` (the wall time of :func:`ppgen.fit`, callbacks included), ``eval_seconds``,
+        ``epochs``, ``steps``, ``seed`` and ``sampler`` (its label).
     """
     seed_everything(seed)
     if model is None:
         model = create(name, train, **(config or {}))
     model = model.to(device)
-    start = time.perf_counter()
-    result = fit(model, train, progress=progress, on_epoch_end=on_epoch_end, **(fit_options or {}))
+    start, non_finite = time.perf_counter(), None
+    try:
+        result = fit(model, train, progress=progress, on_epoch_end=on_epoch_end, **(fit_options or {}))
+    except NonFiniteLossError as e:
+        if not score_non_finite:
+            raise
+        model, result, non_finite = e.model, FitResult(stopped=str(e)), str(e)
     train_seconds = time.perf_counter() - start
+    model.eval()
     seed_everything(seed)
-    metrics = evaluate(model, test, num_samples=num_samples, **(eval_options or {}))
-    metrics.update(train_seconds=train_seconds, epochs=result.epochs, steps=result.steps, seed=seed)
+    start = time.perf_counter()
+    if callable(sampler):
+        sampler = sampler(model)
+    with use_sampler(model, sampler or Sampler("default")):
+        metrics = evaluate(model, test, num_samples=num_samples, **(eval_options or {}))
+    if non_finite is not None:
+        metrics["non_finite_stop"] = non_finite
+    metrics.update(
+        train_seconds=train_seconds,
+        eval_seconds=time.perf_counter() - start,
+        epochs=result.epochs,
+        steps=result.steps,
+        seed=seed,
+        sampler=(sampler or Sampler("default")).label,
+    )
     return JobResult(model, result, metrics)

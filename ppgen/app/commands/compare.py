@@ -1,36 +1,78 @@
-"""`ppgen compare --data DATA [--models a,b] --out DIR`: the main job, every model on the same data."""
+"""`ppgen compare --data DATA [--models a,b] [--quick] [--jobs N] [--seeds 0,1,2] --out DIR`: the main job."""
 
 import sys
 from pathlib import Path
 
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split
-from ppgen.app.compare import applicable_models, compare, format_table
+from ppgen.app.compare import applicable_models, compare, default_jobs, format_table
+from ppgen.app.demo import DEMO_MODELS
 from ppgen.app.job import resolve_device
+from ppgen.app.report import summarize
 from ppgen.app.runs import prepare_run_dir
 from ppgen.base import get, supports
 from ppgen.errors import PPGenError
 
-HELP = "train every requested model on the same data and budget; write report.md, report.json and figures"
+HELP = "train every requested model on the same data; write report.md, report.json, report.html and figures"
 
 
 def add_arguments(p):
     add_data_arguments(p)
     p.add_argument(
-        "--models", default=None, help="comma-separated names (default: every model that supports the data)"
+        "--models",
+        default=None,
+        help="comma-separated names (default: every model that supports the data); 'demo': the models "
+        "`make demo` shows on the data (ppgen.app.demo.DEMO_MODELS, else every one with a quick preset)",
     )
-    p.add_argument("--budget-seconds", type=float, default=None, help="training seconds per model")
+    p.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=None,
+        help="training seconds per model, evaluation excluded "
+        "(default: the epochs decide; quick mode: the preset's)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a 2-second budget per model, K = 100 importance samples, 200 samples for image metrics",
+        help="each model's quick preset for the data (models without one are left out); K = 100 for IWAE",
+    )
+    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: the number of cores)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: --seed)")
+    p.add_argument(
+        "--no-cache", action="store_true", help="retrain every model; neither read nor write the cache"
     )
     p.add_argument("--out", required=True, help="the report directory")
     add_run_arguments(p)
 
 
+def _seeds(text: str | None, default: int) -> list[int]:
+    if text is None:
+        return [default]
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise PPGenError(f"--seeds expects comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise PPGenError(f"--seeds expects distinct integers, got {text!r}")
+    return seeds
+
+
+def _demo_models(data) -> list[str]:
+    if data.name in DEMO_MODELS:
+        return list(DEMO_MODELS[data.name])
+    return [n for n in applicable_models(data) if get(n).quick_preset(data.name) is not None]
+
+
 def run(args) -> int:
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    seeds = _seeds(args.seeds, args.seed)
+    jobs = default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise PPGenError(f"--jobs must be at least 1, got {jobs}")
     train = load_split(args, "train")
+    if names == ["demo"]:
+        names = _demo_models(train)
+        if not names:
+            raise PPGenError(f"no model has a quick preset for {train.name}, so the demo has nothing to show")
     if names:
         for n in names:
             if (reason := supports(get(n), train.spec)) is not None:
@@ -42,7 +84,8 @@ def run(args) -> int:
     test = load_split(args, "test")
     names = applicable_models(train, names)
     print(
-        f"ppgen compare on {args.data}: {len(names)} models" + (" (quick)" if args.quick else ""),
+        f"ppgen compare on {args.data}: {len(names)} models x {len(seeds)} seeds, {jobs} jobs"
+        + (" (quick)" if args.quick else ""),
         file=sys.stderr,
     )
     rows = compare(
@@ -52,11 +95,13 @@ def run(args) -> int:
         out,
         args.budget_seconds,
         args.quick,
-        args.seed,
+        seeds,
         device,
+        jobs=jobs,
+        use_cache=not args.no_cache,
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
     )
-    print(format_table(rows))
-    print(f"\nreport: {out / 'report.md'}")
+    print(format_table(summarize(rows)))
+    print(f"\nreport: {out / 'report.md'} (and report.html)")
     return 1 if any("error" in r for r in rows) else 0
