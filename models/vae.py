@@ -302,7 +302,8 @@ class IWAE(VAE):
 
     name = "iwae"
     fit_defaults = {**VAE.fit_defaults, "epochs": 150, "weight_decay": 3e-4}
-    quick_presets = {}  # not inherited from VAE: tuned per class
+    # quick mode (benchmarks/quick_presets.py): digits validation IWAE-100 NLL 17.05 in 31 CPU s (K = 10)
+    quick_presets = {"digits": {"config": {"particles": 10}, "fit": {"epochs": 80}}}
     # the tighter bound uses more latent dimensions: L = 8 gave 16.70 on validation, L = 16 16.47 (N(0, I)
     # prior)
     default_latent_dim = 16
