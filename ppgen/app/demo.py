@@ -22,12 +22,19 @@ __all__ = ["DEMO_MODELS"]
 #     ddpm         its bound is 24.13 nats even at the full config (README), above 21.
 #     smld         20 epochs (4 CPU s): FD-digits 520.
 #     gan          the MLP GAN, 60 epochs (19 CPU s): FD-digits 1005.
+#     dcgan        60 epochs at lr 5e-4 (54 CPU s): FD-digits 95 (30 epochs at 2e-4: 333); its full
+#                  config (150 epochs at 2e-4) reaches 22.7.
 #     pixelcnn     10 epochs (16 CPU s): NLL 20.41 but FD-digits 99; its full config is 70 epochs and
 #                  its sequential sampler costs several seconds per 200 samples.
+#     ebm          10 epochs (12 CPU s): FD-digits 387.
 #   rings8
 #     realnvp, maf 8 layers, 20 epochs (14 CPU s): KL gap 4.2-4.3; their data-noise continuation needs
 #                  hundreds of epochs (full config 450 epochs, gap 0.15).
+#     vae          20 epochs (24 CPU s): KL gap 6.4, 4 of 8 modes, 0.2 % high-quality samples.
+#     gan          30 epochs (28 CPU s): 7 of 8 modes but 12 % high-quality samples.
+#     wgan-gp      40 epochs (59 CPU s): 8 of 8 modes and 60.0 % high-quality samples, at the bar with no
+#                  margin, for 4x the CPU time of the other implicit model (smld).
 DEMO_MODELS: dict[str, list[str]] = {
     "digits": ["mixture", "fvsbn", "nade", "made", "vae", "iwae"],
-    "rings8": ["rnade", "nsf", "smld"],
+    "rings8": ["rnade", "nsf", "smld", "ebm"],
 }
