@@ -39,6 +39,8 @@ class FVSBN(AutoregressiveModel):
     name = "fvsbn"
     kinds = ("binary", "categorical")
     fit_defaults = {"epochs": 150, "batch_size": 100, "lr": 1e-2}
+    # quick mode (benchmarks/quick_presets.py): digits validation NLL 19.10 in 3.7 CPU s
+    quick_presets = {"digits": {"config": {}, "fit": {"epochs": 30}}}
     tiny_config = {"order": "random"}
 
     def __init__(self, spec, order: str = "raster", order_seed: int = 0):

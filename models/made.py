@@ -59,6 +59,8 @@ class MADE(AutoregressiveModel):
     kinds = ("binary", "categorical")
     conditionable = True
     fit_defaults = {"epochs": 200, "batch_size": 100, "lr": 5e-3}
+    # quick mode (benchmarks/quick_presets.py): digits validation NLL 18.47 in 5.0 CPU s
+    quick_presets = {"digits": {"config": {"hidden_sizes": [200], "num_masks": 4}, "fit": {"epochs": 30}}}
     tiny_config = {"hidden_sizes": [16, 16], "num_masks": 3, "resample_order": True, "order": "random"}
 
     def __init__(

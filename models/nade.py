@@ -153,6 +153,8 @@ class NADE(RunningActivationModel):
     name = "nade"
     kinds = ("binary", "categorical")
     fit_defaults = {"epochs": 80, "batch_size": 100, "lr": 1e-2}
+    # quick mode (benchmarks/quick_presets.py): digits validation NLL 18.34 in 12 CPU s
+    quick_presets = {"digits": {"config": {"hidden": 100}, "fit": {"epochs": 20, "lr": 2e-2}}}
     tiny_config = {"hidden": 16, "order": "random"}
 
     default_dropout = 0.5
@@ -206,6 +208,9 @@ class RNADE(RunningActivationModel):
     name = "rnade"
     kinds = ("continuous",)
     fit_defaults = {"epochs": 60, "batch_size": 100, "lr": 1e-3}
+    # quick mode (benchmarks/quick_presets.py): rings8 validation KL gap 0.399, 8/8 modes, 84% HQ in 18 CPU s
+    # (15 epochs: 0.495; 5 epochs at lr 1e-3: 0.678)
+    quick_presets = {"rings8": {"config": {}, "fit": {"epochs": 25, "lr": 3e-3}}}
     tiny_config = {"hidden": 16, "components": 3}
     LOG_SCALE_MIN: ClassVar[float] = -9.0
     LOG_SCALE_MAX: ClassVar[float] = 5.0

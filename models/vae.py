@@ -79,6 +79,9 @@ class VAE(GenerativeModel):
     # digits, 300 examples held out of train: the validation IWAE-1000 is lowest at 300-400 epochs
     # (16.27-16.36 over two seeds; 16.69 with N(0, I) and no average); test 16.29-16.40 over seeds 0-2.
     fit_defaults = {"epochs": 350, "batch_size": 128, "lr": 1e-3, "ema_decay": 0.998}
+    # quick mode (benchmarks/quick_presets.py): digits validation IWAE-100 NLL 18.88 in 16 CPU s (80 epochs;
+    # at 40 epochs 22.1; lr 3e-3 with a 0.99 average 25.2; N(0, I) prior, lr 2e-3, no average: 19.01)
+    quick_presets = {"digits": {"config": {}, "fit": {"epochs": 80}}}
     default_latent_dim: ClassVar[int] = 8
     default_prior: ClassVar[str] = "vamp"
     latent_site = "z"
@@ -297,6 +300,8 @@ class IWAE(VAE):
 
     name = "iwae"
     fit_defaults = {**VAE.fit_defaults, "epochs": 150, "weight_decay": 3e-4}
+    # quick mode (benchmarks/quick_presets.py): digits validation IWAE-100 NLL 17.05 in 31 CPU s (K = 10)
+    quick_presets = {"digits": {"config": {"particles": 10}, "fit": {"epochs": 80}}}
     # the tighter bound uses more latent dimensions: L = 8 gave 16.70 on validation, L = 16 16.47 (N(0, I)
     # prior)
     default_latent_dim = 16
@@ -325,6 +330,7 @@ class CVAE(VAE):
         "batch_size": 128,
         "lr": 1e-3,
     }  # no weight average: 14.09 with it on validation, 14.10 without
+    quick_presets = {}  # conditional: -log p(x | y) is not ranked with the demo's NLLs
     # the label carries the class, z the style: L = 8 for 600 epochs gave 14.37 on digits, L = 16 13.98
     default_latent_dim = 16
     default_prior = "standard"  # the VampPrior's pseudo-inputs carry no label
@@ -365,6 +371,7 @@ class IAFVAE(VAE):
     """
 
     name = "vae-iaf"
+    quick_presets = {}  # not inherited from VAE: tuned per class
 
     def __init__(
         self, spec, flows: int = 2, flow_hidden: tuple | None = None, analytic_kl: bool = False, **config
