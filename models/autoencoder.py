@@ -63,7 +63,9 @@ class Autoencoder(GenerativeModel):
     family = "latent-variable"
     density = "implicit"
     objective = "reconstruction"
-    fit_defaults = {"epochs": 200, "batch_size": 128, "lr": 1e-3}
+    # digits, 20% of train held out: validation ||x - x_hat||^2 2.85 at 40 epochs, 2.77 at 80, 3.09 at 120,
+    # 3.54 at 200 (it overfits: 0.08 on the fitted part at 200)
+    fit_defaults = {"epochs": 80, "batch_size": 128, "lr": 1e-3}
 
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """The deterministic autoencoder: it trains (reconstruction error falls), samples lie in the support, the
 code Gaussian comes from the codes (set by fit, never by sampling), it has no density, and (slow) the
-contrast with the VAE measured: better reconstructions, worse samples."""
+contrast with the VAE measured: better reconstructions, samples off the data more often."""
 
 import io
 
@@ -100,18 +100,21 @@ def test_save_load_round_trip():
 
 
 @pytest.mark.slow
-def test_autoencoder_reconstructs_better_but_samples_worse_than_the_vae():
-    # the lecture notes' contrast, measured on digits (seed 0, default configs, 60 epochs each)
+def test_autoencoder_reconstructs_better_but_its_samples_leave_the_data_more_often_than_the_vaes():
+    # the lecture notes' contrast, measured on digits (seed 0, default configs and epochs: autoencoder 80,
+    # vae 350): the autoencoder's test ||x - x_hat||^2 is lower, but fewer of its samples (decoded draws
+    # of the Gaussian of its codes) lie on the data manifold (k-NN precision in the digits classifier's
+    # features); see the README row for the numbers
     train, test = load("digits", "train"), load("digits", "test")
     results = {}
     for name in ("autoencoder", "vae"):
         ppgen.seed_everything(0)
         m = ppgen.create(name, train)
-        ppgen.fit(m, train, epochs=60, progress=False)
+        ppgen.fit(m, train, progress=False)
         m.eval()
         with torch.no_grad():
             rec = ((test.x - m.decode(m.encode(test.x))) ** 2).flatten(1).sum(1).mean().item()
-            fd = image_sample_quality(m.sample(2000), test)["fd_digits"]
-        results[name] = (rec, fd)
+            precision = image_sample_quality(m.sample(2000), test)["precision"]
+        results[name] = (rec, precision)
     assert results["autoencoder"][0] < results["vae"][0]
-    assert results["autoencoder"][1] > results["vae"][1]
+    assert results["autoencoder"][1] < results["vae"][1] - 0.1
