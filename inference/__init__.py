@@ -10,6 +10,7 @@ from ppgen.inference import (
     counting,  # noqa: F401
     denoising,  # noqa: F401
     elbo,  # noqa: F401
+    reconstruction,  # noqa: F401
     score_matching,  # noqa: F401
 )
 from ppgen.inference.evaluate import evaluate

@@ -4,6 +4,7 @@ One import per line, so that each family adds its own line (`ppgen list` orders 
 """
 
 from ppgen.models import (
+    autoencoder,  # noqa: F401
     bayesnet,  # noqa: F401
     diffusion,  # noqa: F401
     ebm,  # noqa: F401

@@ -33,11 +33,29 @@ from ppgen.likelihoods import factorized, factorized_params_shape
 from ppgen.likelihoods.vamp_prior import VampPrior
 from ppgen.nn.mlp import mlp
 
-__all__ = ["VAE", "IWAE", "CVAE", "IAFVAE"]
+__all__ = ["VAE", "IWAE", "CVAE", "IAFVAE", "encoder_input", "likelihood_mean"]
 
 SCALES = ("conditional", "diagonal", "isotropic")
 PRIORS = ("vamp", "standard")
 MIN_LOG_SCALE = -9.0
+
+
+def encoder_input(spec, x: Tensor, dtype: torch.dtype) -> Tensor:
+    r"""x (B, *event_shape) -> (B, D) in ``dtype``: binary and categorical levels mapped to [-1, 1]."""
+    flat = x.reshape(x.shape[0], -1).to(dtype)
+    k = spec.num_categories
+    return flat if not k else 2 * flat / (k - 1) - 1
+
+
+def likelihood_mean(spec, params: Tensor) -> Tensor:
+    r"""The mean of the factorized likelihood that ``params`` (*batch, *factorized_params_shape) parameterize,
+    (*batch, *event_shape): pixel probabilities, expected levels or Normal locations."""
+    if spec.kind == "binary":
+        return torch.sigmoid(params)
+    if spec.base_kind == "categorical":
+        levels = torch.arange(spec.num_categories, dtype=params.dtype, device=params.device)
+        return params.softmax(-1) @ levels
+    return params.unbind(-len(spec.event_shape) - 1)[0]
 
 
 @register
@@ -161,9 +179,7 @@ class VAE(GenerativeModel):
     # --- networks -------------------------------------------------------------------------------------
     def encoder_input(self, x: Tensor) -> Tensor:
         r"""x (B, *event_shape) -> (B, D): binary and categorical levels mapped to [-1, 1]."""
-        flat = x.reshape(x.shape[0], -1).to(self.prior_loc.dtype)
-        k = self.spec.num_categories
-        return flat if not k else 2 * flat / (k - 1) - 1
+        return encoder_input(self.spec, x, self.prior_loc.dtype)
 
     def posterior_params(self, x: Tensor, y: Tensor | None = None) -> dict:
         r"""The guide's parameters for each example: ``loc``, ``scale`` (B, L) and ``features`` (B, H)."""
@@ -265,13 +281,7 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or locations."""
-        params = self.decoder_params(z, y)
-        if self.spec.kind == "binary":
-            return torch.sigmoid(params)
-        if self.spec.base_kind == "categorical":
-            levels = torch.arange(self.spec.num_categories, dtype=params.dtype, device=params.device)
-            return params.softmax(-1) @ levels
-        return params.unbind(-len(self.spec.event_shape) - 1)[0]
+        return likelihood_mean(self.spec, self.decoder_params(z, y))
 
     def graph(self) -> nx.DiGraph:
         g = nx.DiGraph()

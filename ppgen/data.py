@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ppgen import images
 from ppgen.errors import PPGenError
 from ppgen.idx import find_mnist, read_idx
 from ppgen.synthetic import SYNTHETIC, sample_moons, sample_spirals
@@ -213,12 +214,19 @@ def _mnist(name: str, split: str, root) -> Dataset:
     return Dataset(first, y, "binary", name, grey=grey, num_classes=10, root=root)
 
 
+def _images(name: str, split: str, root) -> Dataset:
+    x, y, kind, num_classes = images.LOADERS[name](split, root)
+    return Dataset(x, y, kind, name, num_classes=num_classes, root=root)
+
+
 LOADERS = {
     **{k: "synthetic" for k in ("rings8", "grid25", "checkerboard", "moons", "spirals")},
     "digits": "digits",
     "digits-gray": "digits",
     "mnist": "mnist",
     "mnist-gray": "mnist",
+    "patches-rgb": "images",
+    "cifar10": "images",
 }
 
 
@@ -244,6 +252,8 @@ def load(name: str, split: str = "train", root=None, n: int | None = None) -> Da
         return _synthetic(name, split, n)
     if source == "digits":
         return _digits(name, split)
+    if source == "images":
+        return _images(name, split, root)
     return _mnist(name, split, root)
 
 

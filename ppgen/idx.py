@@ -14,7 +14,7 @@ import numpy as np
 
 from ppgen.errors import PPGenError
 
-__all__ = ["read_idx", "find_mnist", "MNIST_FILES"]
+__all__ = ["read_idx", "find_mnist", "download", "MNIST_FILES"]
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -62,20 +62,25 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+def download(url: str, target: Path, timeout: float = 10) -> bool:
+    r"""Downloads ``url`` to ``target`` atomically (via a ``.part`` file); False on a network error."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(part, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except OSError:
+        part.unlink(missing_ok=True)
+        return False
+    os.replace(part, target)
+    return True
+
+
 def _download(name: str, folder: Path) -> Path | None:
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.gz"
     for mirror in MNIST_MIRRORS:
-        try:
-            with (
-                urllib.request.urlopen(mirror + name + ".gz", timeout=10) as r,
-                open(target.with_suffix(".part"), "wb") as f,
-            ):
-                shutil.copyfileobj(r, f)
-            os.replace(target.with_suffix(".part"), target)
+        if download(mirror + name + ".gz", target):
             return target
-        except OSError:
-            continue
     return None
 
 

@@ -18,7 +18,8 @@
 # This tutorial fits, on the 8×8 binarized `digits`, in increasing order of sharing:
 # **FVSBN** (a logistic regression per pixel), **NADE** (one hidden layer shared by all conditionals),
 # **MADE** (a masked MLP, with an ensemble over masks) and **PixelCNN** (masked convolutions). It then
-# shows the effect of the ordering, samples, and completions of the lower half of test digits.
+# shows the effect of the ordering, samples, and completions of the lower half of test digits, then
+# PixelRNN's two layers (Row LSTM and Diagonal BiLSTM) and the chain rule over colour channels.
 
 # %%
 import itertools
@@ -188,3 +189,107 @@ savefig(fig, "02_completions.png")
 for name, m in models.items():
     if isinstance(m, AutoregressiveModel):
         print(f"{name:10s}: {m.graph().number_of_edges():5d} edges of the {64 * 63 // 2} of the complete DAG")
+
+# %% [markdown]
+# ## 7. PixelRNN: the Row LSTM and the Diagonal BiLSTM
+#
+# PixelRNN (van den Oord et al. 2016) carries LSTM state over the image instead of stacking masked
+# convolutions. Its two layers differ in what each pixel sees:
+#
+# - the **Row LSTM** (`layer="row-lstm"`) runs down the image one row at a time, each row one 1-D
+#   convolution of the row above; its state sees a *triangle* above the pixel, widening by one column
+#   per row, so pixels far to the right in the rows just above are out of reach ("uses information
+#   from above");
+# - the **Diagonal BiLSTM** (`layer="diagonal-bilstm"`) skews the image (row i moved i columns right)
+#   so that its diagonals become columns, and runs one LSTM from the left and one from the right, each
+#   state reading the state above and the state beside it. The right-to-left output sees pixels right
+#   of the current one in its own row, so it is shifted down one row before the two are added; then
+#   every earlier pixel is seen and no later one ("uses all previous information").
+#
+# The pictures are the gradients of the logit of one pixel with respect to every input pixel, for
+# untrained models with their default configurations: the receptive field is a property of the
+# architecture, not of the weights.
+
+# %%
+spec8, probe = DataSpec("binary", (1, 8, 8)), (7, 1)
+fig, axes = plt.subplots(1, 2, figsize=(5.6, 2.8))
+for ax, layer in zip(axes, ["row-lstm", "diagonal-bilstm"]):
+    m = ppgen.create("pixelrnn", spec8, layer=layer).double()
+    x = torch.bernoulli(torch.full((16, 1, 8, 8), 0.5, dtype=torch.float64)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(m.conditionals(x)[:, 0, probe[0], probe[1]].sum(), x)
+    seen = (grad.abs().sum(0)[0] > 0).float()
+    seen[probe] = 0.5  # the pixel itself, in grey
+    ax.imshow(seen, cmap="Blues", vmin=0, vmax=1)
+    before = 8 * probe[0] + probe[1]
+    ax.set_title(f"{layer}: sees {int((seen == 1).sum())} of {before}", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+savefig(fig, "02_pixelrnn_receptive_fields.png")
+
+# %% [markdown]
+# Trained with the same recipe (the Row LSTM's `fit_defaults`: batch 64, learning rate 2e-3; seed 0;
+# one CPU thread) for the same number of epochs, on our machine the Diagonal BiLSTM reached a test NLL
+# of 17.90 nats after 15 epochs against 18.04 for the Row LSTM, but 20.38 against 19.77 after 8: it
+# starts slower and ends ahead. It cost 11.3 CPU seconds per epoch against 3.45: its scan has
+# W + H − 1 = 15 steps per direction where the Row LSTM's has H = 8, and it runs two directions.
+# (The Row LSTM's 60 default epochs gave 16.67.) Below, the same comparison with this run's budget.
+
+# %%
+rnn_train = train.subset(300) if QUICK else train  # quick mode: one epoch on 300 digits
+for layer in ["row-lstm", "diagonal-bilstm"]:
+    m = ppgen.create("pixelrnn", rnn_train, layer=layer)
+    cpu = time.process_time()
+    result = ppgen.fit(m, rnn_train, epochs=1 if QUICK else None, progress=False)
+    cpu = time.process_time() - cpu
+    m.eval()
+    with torch.no_grad():
+        nll = float(-m.log_prob(test.x).mean())
+    print(
+        f"pixelrnn, {layer:15s}: {result.epochs:3d} epochs, {cpu / result.epochs:5.2f} CPU s/epoch, "
+        f"test NLL {nll:6.2f} nats"
+    )
+
+# %% [markdown]
+# ## 8. Colour: the chain rule over channels
+#
+# A colour pixel is three numbers, R, G and B, each with 256 levels. A table for their joint
+# distribution p(R, G, B) has 256³ − 1 = 16,777,215 free parameters, for *one* pixel. PixelRNN
+# writes the likelihood of an n × n RGB image with the chain rule over pixels and, within a pixel,
+# over channels:
+#
+# p(x) = ∏ᵢ p(x_{i,R} | x_{<i}) · p(x_{i,G} | x_{<i}, x_{i,R}) · p(x_{i,B} | x_{<i}, x_{i,R}, x_{i,G}).
+#
+# The factorization itself saves nothing: as tables the three conditionals of one pixel cost
+# 255 + 256 · 255 + 256² · 255 = 256³ − 1 numbers, exactly the joint's. The savings come, as for
+# pixels, from sharing: one network gives every conditional, with masks that let R see only the
+# context, G also R, and B also R and G. `patches-rgb` (8 × 8 patches of scikit-learn's two bundled
+# photographs at 8 levels per channel, test patches from a separate region of each photograph) is the
+# colour data set; the baseline below ignores every dependency. (ppgen's pixel models take
+# one-channel images; channel-wise masks are not implemented yet.)
+
+# %%
+for levels in (256, 8):
+    chain = (levels - 1) + levels * (levels - 1) + levels**2 * (levels - 1)
+    print(
+        f"{levels} levels: joint table {levels**3 - 1:,d} parameters; chain-rule tables {chain:,d}; "
+        f"independent channels {3 * (levels - 1)}"
+    )
+rgb_train, rgb_test = ppgen.data.load("patches-rgb", "train"), ppgen.data.load("patches-rgb", "test")
+print(
+    f"patches-rgb: {len(rgb_train)} train, {len(rgb_test)} test, "
+    f"event shape {rgb_train.event_shape}, kind {rgb_train.kind}"
+)
+baseline = ppgen.create("independent", rgb_train)
+ppgen.fit(baseline, rgb_train, progress=False)
+with torch.no_grad():
+    nll = float(-baseline.log_prob(rgb_test.x).mean())
+print(f"independent: test NLL {nll:.1f} nats = {ppgen.metrics.bits_per_dim(nll, rgb_train.dim):.3f} bits/dim")
+fig, ax = plt.subplots(figsize=(4, 4))
+grid = (
+    rgb_test.x[:: len(rgb_test) // 64][:64].reshape(8, 8, 3, 8, 8).permute(0, 3, 1, 4, 2).reshape(64, 64, 3)
+    / 7
+)
+ax.imshow(grid)
+ax.set_axis_off()
+ax.set_title("patches-rgb: 64 test patches, evenly spaced", fontsize=9)
+savefig(fig, "02_patches_rgb.png")

@@ -20,7 +20,8 @@
 #
 # This tutorial: (1) the reparameterization trick's payoff, (2) ELBO vs IWAE vs the exact log p(x) on
 # probabilistic PCA, where everything is closed form, (3) VAEs on `digits`, (4) the true posterior
-# p(z | x) by NUTS next to the guide, with ArviZ, and the inference gaps, (5) the latent space.
+# p(z | x) by NUTS next to the guide, with ArviZ, and the inference gaps, (5) the latent space, (6) the
+# deterministic autoencoder the VAE grew from: better reconstructions, no generative model.
 
 # %%
 
@@ -33,6 +34,7 @@ import ppgen
 from ppgen.app.plots.latent import attribute_arithmetic, interpolation, latent_map
 from ppgen.app.tutorial import QUICK, savefig
 from ppgen.inference import posterior
+from ppgen.metrics import image_sample_quality
 
 ppgen.seed_everything(0)
 torch.set_num_threads(1)
@@ -172,4 +174,60 @@ savefig(ax.figure, "04_posterior_pair.png")
 savefig(interpolation(vae, test.x[0], test.x[1], steps=8), "04_interpolation.png")
 savefig(attribute_arithmetic(vae, test, source=1, target=7, n=8), "04_attribute_arithmetic.png")
 savefig(latent_map(vae, test), "04_latent_map.png")
+plt.close("all")
+
+# %% [markdown]
+# ## 6 · The plain autoencoder: it reconstructs, but it does not generate
+# A deterministic autoencoder (`autoencoder`) has the VAE's two networks without the noise:
+# z = f(x), x̂ = g(z), trained on the reconstruction loss alone (here the cross-entropy of x under
+# g(f(x)); `loss="squared"` gives ‖x − x̂‖²). The VAE is its "probabilistic spin": the encoder outputs
+# a distribution, the ELBO's KL term ties the codes to the prior, and sampling the prior is what the
+# model was trained for. The autoencoder has no density (`log_prob` raises), and nothing made its
+# codes fill any particular region, so to generate at all we decode draws from a Gaussian fitted to its
+# training codes (`sample`): the draws fall between and around the codes the decoder has seen.
+#
+# On our machine (digits, seed 0, default configurations and epochs: autoencoder 80, vae 350;
+# 2,000 samples), the autoencoder's test reconstruction error ‖x − x̂‖² was 2.49 against 2.94 for
+# the VAE (its decoder mean at the encoder's mean). Its samples were worse by FD-digits (26.3 against
+# 23.5; test vs train 9.0) and above all by precision, the fraction of samples that lie on the data
+# manifold in the classifier's features: 0.72 against 0.90, while the recall was the same (0.83).
+# (With 200 epochs the autoencoder overfits: 3.04 on test, 0.08 on the examples it was fitted to.)
+
+# %%
+ae = ppgen.create("autoencoder", train)
+ppgen.fit(ae, train, epochs=15 if QUICK else None, progress=False)
+n_samples = 300 if QUICK else 2000
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.6))
+for ax, (label, m) in zip(axes, [("autoencoder", ae), ("vae", vae)]):
+    m.eval()
+    with torch.no_grad():
+        error = float(((test.x - m.decode(m.encode(test.x))) ** 2).flatten(1).sum(1).mean())
+        samples = m.sample(n_samples)
+    quality = image_sample_quality(samples, test)
+    print(
+        f"{label:11s}: test reconstruction error {error:5.2f} | {n_samples} samples: "
+        f"FD-digits {quality['fd_digits']:6.2f}, precision {quality['precision']:.2f}, "
+        f"recall {quality['recall']:.2f}"
+    )
+    ppgen.app.plots.image_grid(ax, samples[:36], nrow=6, title=f"{label} samples")
+savefig(fig, "04_ae_vs_vae_samples.png")
+
+# %% [markdown]
+# Where the autoencoder's codes lie, against the Gaussian its samples come from (the two principal
+# directions of the training codes): the codes form clusters and filaments with empty space between
+# them, and the Gaussian puts much of its mass there.
+
+# %%
+with torch.no_grad():
+    codes = ae.encode(train.x)
+    draws = ae.code_distribution().sample((len(codes),))
+centre = codes.mean(0)
+_, _, directions = torch.linalg.svd(codes - centre, full_matrices=False)
+fig, ax = plt.subplots(figsize=(4.2, 4))
+for points, label, colour in [(draws, "Gaussian draws", "tab:orange"), (codes, "training codes", "tab:blue")]:
+    projected = (points - centre) @ directions[:2].T
+    ax.scatter(projected[:, 0], projected[:, 1], s=3, alpha=0.4, color=colour, label=label)
+ax.legend(markerscale=4, fontsize=8)
+ax.set_title("autoencoder codes (2 principal directions)", fontsize=9)
+savefig(fig, "04_ae_codes.png")
 plt.close("all")

@@ -8,16 +8,19 @@ References:
     Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, RasterStack, condition_bias
 
-__all__ = ["RowLSTM", "RowLSTMStack"]
+__all__ = ["lstm_cell", "RowLSTM", "LSTMStack", "RowLSTMStack"]
 
 
-def _cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    r"""One LSTM update: gate pre-activations [o, f, i, g] (B, 4C, ...), cell c (B, C, ...) -> (h, c)."""
     o, f, i, g = gates.chunk(4, dim=1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
@@ -56,20 +59,28 @@ class RowLSTM(nn.Module):
         h = c = x.new_zeros(x.shape[0], self.channels, x.shape[-1])  # (B, C, W)
         rows = []
         for r in range(x.shape[-2]):
-            h, c = _cell(gates[..., r, :] + self.state_to_state(h), c)
+            h, c = lstm_cell(gates[..., r, :] + self.state_to_state(h), c)
             rows.append(h)
         return torch.stack(rows, dim=-2)
 
+    def buffers(self, like: Tensor, margin: int, height: int, width: int) -> tuple[Tensor, Tensor]:
+        r"""The state buffers of cached sampling: padded hidden states (B, C, H + 2m, W + 2m) and cell
+        states (B, C, H + 1, W) (row r + 1 holds row r, row 0 zeros)."""
+        b, c = like.shape[0], self.channels
+        return like.new_zeros(b, c, height + 2 * margin, width + 2 * margin), like.new_zeros(
+            b, c, height + 1, width
+        )
+
     def at(
-        self, xbuf: Tensor, hbuf: Tensor, cbuf: Tensor, margin: int, i: int, j: int, e: Tensor | None = None
+        self, xbuf: Tensor, state: tuple[Tensor, Tensor], margin: int, i: int, j: int, e: Tensor | None = None
     ) -> Tensor:
-        r"""The hidden state at (i, j), (B, C); writes h and c there into the buffers.
+        r"""The hidden state at (i, j), (B, C); writes h and c there into the :meth:`buffers` ``state``.
 
         Arguments:
             xbuf: padded input (B, C_in, H + 2m, W + 2m), set up to (i, j).
-            hbuf: padded hidden states (B, C, H + 2m, W + 2m), set on rows < i and up to (i, j - 1).
-            cbuf: cell states (B, C, H + 1, W): row r + 1 holds row r, row 0 zeros.
+            state: the buffers, set on rows < i and up to (i, j - 1).
         """
+        hbuf, cbuf = state
         k = self.state_to_state.kernel_size[0] // 2
         above = hbuf[..., margin + i - 1, margin + j - k : margin + j + k + 1]  # (B, C, 2k + 1)
         gates = (
@@ -78,7 +89,7 @@ class RowLSTM(nn.Module):
         )
         if self.cond is not None and e is not None:
             gates = gates + self.cond(e)
-        h, c = _cell(gates, cbuf[..., i, j])
+        h, c = lstm_cell(gates, cbuf[..., i, j])
         hbuf[..., margin + i, margin + j] = h
         cbuf[..., i + 1, j] = c
         return h
@@ -97,8 +108,71 @@ class RowLSTM(nn.Module):
         return torch.stack(rows, dim=-2)
 
 
-class RowLSTMStack(RasterStack):
-    r"""The PixelRNN body: a type-A masked convolution, then Row LSTM layers with residual connections.
+class LSTMStack(RasterStack):
+    r"""The PixelRNN body: a type-A masked convolution, then LSTM layers with residual connections.
+
+    h_0 = W_A * x + V e,  h_{l+1} = h_l + W_l drop(LSTM_l(h_l)). A layer is a module with
+    ``forward(h, e)`` (B, C, H, W) -> (B, C, H, W), ``margin``, ``reach(r)`` and, for cached sampling,
+    ``buffers(image, margin, H, W)`` (``image`` the padded image features, which it may keep) and
+    ``at(xbuf, buffers, margin, i, j, e) -> (B, C)``:
+    :class:`RowLSTM` or :class:`~ppgen.nn.diagonal_lstm.DiagonalBiLSTM`.
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        layer: builds one LSTM layer of width C (called ``layers`` times).
+        channels: C.
+        layers: the number of LSTM layers.
+        first_kernel: the size of the type-A kernel.
+        embed_dim: the size of a conditioning vector, or None.
+        dropout: dropout on each LSTM's output before the residual sum.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        layer: Callable[[], nn.Module],
+        channels: int = 32,
+        layers: int = 2,
+        first_kernel: int = 7,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__(in_channels, channels, first_kernel, embed_dim)
+        self.lstms = nn.ModuleList(layer() for _ in range(layers))
+        self.projections = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
+
+    @property
+    def margin(self) -> int:
+        return max([self.first.margin] + [lstm.margin for lstm in self.lstms])
+
+    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W) -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
+        h = self.first_layer(x, e)
+        for lstm, proj in zip(self.lstms, self.projections):
+            h = h + proj(self.drop(self.run_layer(lstm, h, x, e)))
+        return h
+
+    def run_layer(self, lstm: nn.Module, h: Tensor, x: Tensor, e: Tensor | None) -> Tensor:
+        r"""One layer on its input h (B, C, H, W), given the image features x: here ``lstm(h, e)``."""
+        return lstm(h, e)
+
+    def layer_reach(self, lstm: nn.Module, r: Tensor, sources: Tensor) -> Tensor:
+        r"""What one layer's output sees, given what its input and the image see: here ``lstm.reach(r)``."""
+        return lstm.reach(r)
+
+    def reach(self, r: Tensor) -> Tensor:
+        sources, r = r, self.first.reach(r)
+        for lstm in self.lstms:
+            r = torch.maximum(r, self.layer_reach(lstm, r, sources))
+        return r
+
+    def cache(self, x: Tensor, e: Tensor | None = None) -> "_LSTMCache":
+        return _LSTMCache(self, x, e)
+
+
+class RowLSTMStack(LSTMStack):
+    r"""The PixelRNN body with Row LSTM layers (see :class:`LSTMStack`).
 
     Arguments:
         in_channels: the image features per pixel (one-hot levels).
@@ -120,42 +194,26 @@ class RowLSTMStack(RasterStack):
         embed_dim: int | None = None,
         dropout: float = 0.0,
     ):
-        super().__init__(in_channels, channels, first_kernel, embed_dim)
-        self.lstms = nn.ModuleList(RowLSTM(channels, channels, kernel_size, embed_dim) for _ in range(layers))
-        self.projections = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
-        self.drop = nn.Dropout(dropout)
-
-    @property
-    def margin(self) -> int:
-        return max([self.first.margin] + [lstm.margin for lstm in self.lstms])
-
-    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
-        r"""x: (B, C_in, H, W) -> (B, C, H, W); output (i, j) depends on pixels before (i, j) only."""
-        h = self.first_layer(x, e)
-        for lstm, proj in zip(self.lstms, self.projections):
-            h = h + proj(self.drop(lstm(h, e)))
-        return h
-
-    def reach(self, r: Tensor) -> Tensor:
-        r = self.first.reach(r)
-        for lstm in self.lstms:
-            r = torch.maximum(r, lstm.reach(r))
-        return r
-
-    def cache(self, x: Tensor, e: Tensor | None = None) -> "_RowCache":
-        return _RowCache(self, x, e)
+        super().__init__(
+            in_channels,
+            lambda: RowLSTM(channels, channels, kernel_size, embed_dim),
+            channels,
+            layers,
+            first_kernel,
+            embed_dim,
+            dropout,
+        )
 
 
-class _RowCache(RasterCache):
-    def __init__(self, stack: RowLSTMStack, x: Tensor, e: Tensor | None):
+class _LSTMCache(RasterCache):
+    def __init__(self, stack: LSTMStack, x: Tensor, e: Tensor | None):
         super().__init__(stack, x, e)
         b, c, m, height, width = x.shape[0], stack.out_channels, self.m, self.height, self.width
         n = len(stack.lstms)
         self.hs = [
             x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n + 1)
         ]  # layer inputs (+ output)
-        self.states = [x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n)]
-        self.cells = [x.new_zeros(b, c, height + 1, width) for _ in range(n)]
+        self.states = [lstm.buffers(self.x, m, height, width) for lstm in stack.lstms]
 
     def at(self, i: int, j: int) -> Tensor:
         s, m = self.stack, self.m
@@ -166,7 +224,7 @@ class _RowCache(RasterCache):
             s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e),
         )
         for k, (lstm, proj) in enumerate(zip(s.lstms, s.projections)):
-            h = lstm.at(self.hs[k], self.states[k], self.cells[k], m, i, j, self.e)  # (B, C)
+            h = lstm.at(self.hs[k], self.states[k], m, i, j, self.e)  # (B, C)
             self._put(
                 self.hs[k + 1],
                 i,

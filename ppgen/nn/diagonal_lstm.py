@@ -1,0 +1,209 @@
+"""The Diagonal BiLSTM of PixelRNN: two LSTMs that scan the image along its diagonals, one from each side.
+
+The input is skewed (row i moved i columns right) so that each diagonal becomes a column; an LSTM
+then runs over the columns, its state-to-state kernel (2 x 1 in the skewed map) reading the state
+above and the state to the left of each pixel:
+
+    [o, f, i, g]_{ij} = K_is x_{ij} + K_ss [h_{i-1,j}, h_{i,j-1}],
+    c_{ij} = sigmoid(f) c_{i,j-1} + sigmoid(i) tanh(g),  h_{ij} = sigmoid(o) tanh(c_{ij})
+
+(zeros outside the image). The left-to-right state at (i, j) sees the whole quadrant above and left of
+(i, j); a second LSTM on the mirrored image sees the quadrant above and right, which includes the
+pixels right of (i, j) in its own row, so its output is shifted down one row before the two are added.
+Together they see every earlier pixel: no blind spot and no leak of a later one.
+
+One detail the paper leaves open: after a type-A first layer no feature of row i - 1 contains the last
+pixel of that row (x_{i-1,W-1} first enters the features of row i), so it would be a blind spot of
+(i, j) for j < W - 1 - k/2. Since its output is shifted down, the right-to-left LSTM may read row i - 1's
+pixels themselves: in the stack it also receives the image features, which closes that gap.
+
+References:
+    Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759, section 3.2.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ppgen.nn.masked_conv import condition_bias, shift_down
+from ppgen.nn.row_lstm import LSTMStack, lstm_cell
+
+__all__ = ["skew", "unskew", "DiagonalLSTM", "DiagonalBiLSTM", "DiagonalBiLSTMStack"]
+
+
+def skew(x: Tensor) -> Tensor:
+    r"""Moves row i right by i columns: (B, C, H, W) -> (B, C, H, W + H - 1), zeros elsewhere."""
+    height, width = x.shape[-2:]
+    flat = F.pad(x, (0, height)).flatten(-2)  # rows of W + H, read back as rows of W + H - 1
+    return flat[..., : height * (width + height - 1)].unflatten(-1, (height, width + height - 1))
+
+
+def unskew(s: Tensor, width: int) -> Tensor:
+    r"""The inverse of :func:`skew`: (B, C, H, W + H - 1) -> (B, C, H, W)."""
+    height = s.shape[-2]
+    return F.pad(s.flatten(-2), (0, height)).unflatten(-1, (height, width + height))[..., :width]
+
+
+class DiagonalLSTM(nn.Module):
+    r"""One diagonal LSTM, scanning left to right: h_{ij} from x_{ij}, h_{i-1,j} and h_{i,j-1}.
+
+    Arguments:
+        in_channels: C_in.
+        channels: the hidden size C.
+        embed_dim: the size of a conditioning vector e added to the gates, or None.
+
+    Example:
+        >>> DiagonalLSTM(2, 8)(torch.zeros(3, 2, 4, 5)).shape
+        torch.Size([3, 8, 4, 5])
+    """
+
+    def __init__(self, in_channels: int, channels: int, embed_dim: int | None = None):
+        super().__init__()
+        self.channels = channels
+        self.input_to_state = nn.Conv2d(in_channels, 4 * channels, 1)
+        self.state_to_state = nn.Conv1d(channels, 4 * channels, 2)  # taps: [above, left]
+        self.cond = nn.Linear(embed_dim, 4 * channels, bias=False) if embed_dim else None
+        with torch.no_grad():  # forget gates start open
+            self.state_to_state.bias[channels : 2 * channels] += 1.0
+
+    def forward(self, x: Tensor, e: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W), e: (B, E) or None -> (B, C, H, W); loops over the W + H - 1 diagonals."""
+        height, width = x.shape[-2:]
+        gates = skew(self.input_to_state(x) + condition_bias(self.cond, e))  # (B, 4C, H, W + H - 1)
+        inside = skew(x.new_ones(1, 1, height, width))[0]  # (1, H, W + H - 1): 1 on the image
+        h = c = x.new_zeros(x.shape[0], self.channels, height)  # (B, C, H): one diagonal
+        columns = []
+        for t in range(gates.shape[-1]):
+            # the previous diagonal at rows i - 1 and i is the state above and the state to the left
+            h, c = lstm_cell(gates[..., t] + self.state_to_state(F.pad(h, (1, 0))), c)
+            h, c = h * inside[..., t], c * inside[..., t]
+            columns.append(h)
+        return unskew(torch.stack(columns, dim=-1), width)
+
+    def step(
+        self, x: Tensor, above: Tensor, left: Tensor, c_left: Tensor, e: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        r"""One position: input x (B, C_in), states above and left (B, C), left cell (B, C) -> (h, c)."""
+        w = self.input_to_state.weight[..., 0, 0]
+        gates = (
+            F.linear(x, w, self.input_to_state.bias)
+            + F.conv1d(
+                torch.stack([above, left], dim=-1), self.state_to_state.weight, self.state_to_state.bias
+            )[..., 0]
+        )
+        if self.cond is not None and e is not None:
+            gates = gates + self.cond(e)
+        return lstm_cell(gates, c_left)
+
+
+def _quadrant(r: Tensor) -> Tensor:
+    r"""r (N, 1, H, W) -> the maximum of r over rows <= i and columns <= j, at every (i, j)."""
+    return r.cummax(dim=-2).values.cummax(dim=-1).values
+
+
+class DiagonalBiLSTM(nn.Module):
+    r"""One Diagonal BiLSTM layer: left-to-right plus the right-to-left output shifted down one row.
+
+    Arguments:
+        in_channels: C_in.
+        channels: the hidden size C.
+        embed_dim: the size of a conditioning vector e added to the gates, or None.
+        image_channels: C_image, the image features that the right-to-left LSTM also reads (0: none).
+
+    Example:
+        >>> DiagonalBiLSTM(2, 8)(torch.zeros(3, 2, 4, 5)).shape
+        torch.Size([3, 8, 4, 5])
+    """
+
+    margin = 0
+
+    def __init__(
+        self, in_channels: int, channels: int, embed_dim: int | None = None, image_channels: int = 0
+    ):
+        super().__init__()
+        self.channels, self.image_channels = channels, image_channels
+        self.left = DiagonalLSTM(in_channels, channels, embed_dim)
+        self.right = DiagonalLSTM(in_channels + image_channels, channels, embed_dim)
+
+    def forward(self, x: Tensor, e: Tensor | None = None, image: Tensor | None = None) -> Tensor:
+        r"""x: (B, C_in, H, W), e: (B, E) or None, image: (B, C_image, H, W) when ``image_channels``
+        -> (B, C, H, W); (i, j) sees x up to (i, j) and the image on the rows above."""
+        right = x if image is None else torch.cat([x, image], dim=1)
+        return self.left(x, e) + shift_down(self.right(right.flip(-1), e).flip(-1))
+
+    def reach(self, r: Tensor, image: Tensor | None = None) -> Tensor:
+        r"""r: (N, 1, H, W) what the input sees, image: the point sources or None -> (N, 1, H, W)."""
+        right = r if image is None else torch.maximum(r, image)
+        return torch.maximum(_quadrant(r), shift_down(_quadrant(right.flip(-1)).flip(-1)))
+
+    # --- cached sampling ----------------------------------------------------------------------
+    def buffers(self, image: Tensor, margin: int, height: int, width: int) -> tuple[Tensor, ...]:
+        r"""States and cells of both directions, (B, C, H + 1, W + 2) each, (i, j) at [i + 1, j + 1];
+        then the padded image features (B, C_image, H + 2m, W + 2m) themselves (filled in as sampled)."""
+        zeros = tuple(image.new_zeros(image.shape[0], self.channels, height + 1, width + 2) for _ in range(4))
+        return zeros + (image,)
+
+    def at(
+        self, xbuf: Tensor, state: tuple[Tensor, ...], margin: int, i: int, j: int, e: Tensor | None = None
+    ) -> Tensor:
+        r"""The output at (i, j), (B, C), from the padded input xbuf (B, C_in, H + 2m, W + 2m) set up to
+        (i, j); at the start of a row it first runs the right-to-left LSTM over the row above."""
+        hl, cl, hr, cr, image = state
+        if j == 0 and i > 0:
+            width = hr.shape[-1] - 2
+            row = xbuf[..., margin + i - 1, margin : margin + width]  # (B, C_in, W): the row above
+            if self.image_channels:
+                row = torch.cat([row, image[..., margin + i - 1, margin : margin + width]], dim=1)
+            self._right_to_left(row, hr, cr, i - 1, e)
+        h, c = self.left.step(
+            xbuf[..., margin + i, margin + j], hl[..., i, j + 1], hl[..., i + 1, j], cl[..., i + 1, j], e
+        )
+        hl[..., i + 1, j + 1], cl[..., i + 1, j + 1] = h, c
+        return h + hr[..., i, j + 1]  # the right-to-left state at (i - 1, j)
+
+    def _right_to_left(self, row: Tensor, hr: Tensor, cr: Tensor, r: int, e: Tensor | None) -> None:
+        r"""Runs the right-to-left LSTM over row r, whose inputs are row (B, C_in, W), into the buffers."""
+        for j in range(row.shape[-1] - 1, -1, -1):
+            h, c = self.right.step(
+                row[..., j], hr[..., r, j + 1], hr[..., r + 1, j + 2], cr[..., r + 1, j + 2], e
+            )
+            hr[..., r + 1, j + 1], cr[..., r + 1, j + 1] = h, c
+
+
+class DiagonalBiLSTMStack(LSTMStack):
+    r"""The PixelRNN body with Diagonal BiLSTM layers (see :class:`~ppgen.nn.row_lstm.LSTMStack`), whose
+    right-to-left LSTMs also read the image features (shifted down with their output, so causal).
+
+    Arguments:
+        in_channels: the image features per pixel (one-hot levels).
+        channels: C.
+        layers: the number of Diagonal BiLSTM layers.
+        first_kernel: the size of the type-A kernel.
+        embed_dim: the size of a conditioning vector, or None.
+        dropout: dropout on each layer's output before the residual sum.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int = 32,
+        layers: int = 2,
+        first_kernel: int = 7,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+    ):
+        super().__init__(
+            in_channels,
+            lambda: DiagonalBiLSTM(channels, channels, embed_dim, image_channels=in_channels),
+            channels,
+            layers,
+            first_kernel,
+            embed_dim,
+            dropout,
+        )
+
+    def run_layer(self, lstm: DiagonalBiLSTM, h: Tensor, x: Tensor, e: Tensor | None) -> Tensor:
+        return lstm(h, e, image=x)
+
+    def layer_reach(self, lstm: DiagonalBiLSTM, r: Tensor, sources: Tensor) -> Tensor:
+        return lstm.reach(r, image=sources)
