@@ -20,8 +20,8 @@ from torch import Tensor
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
+from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized, factorized_params_shape
-from ppgen.models.independent import dimension_names
 from ppgen.models.vae import encoder_input, likelihood_mean
 from ppgen.nn.mlp import mlp
 
@@ -196,5 +196,5 @@ class Autoencoder(GenerativeModel):
     def graph(self) -> nx.DiGraph:
         g = nx.DiGraph()
         g.add_node("z")
-        g.add_edges_from(("z", v) for v in dimension_names(self.spec))
+        g.add_edges_from(("z", v) for v in variable_names(self.spec.dim))
         return g
