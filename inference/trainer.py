@@ -2,6 +2,7 @@
 a progress bar, a callback per epoch (checkpoints) and a clean stop on a non-finite loss."""
 
 import copy
+import inspect
 import math
 import sys
 import time
@@ -32,6 +33,64 @@ class FitResult:
 def _mean_logs(rows: list[dict]) -> dict:
     keys = {k for r in rows for k in r}
     return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in sorted(keys)}
+
+
+FIT_OPTIONS = (
+    "epochs",
+    "steps",
+    "batch_size",
+    "lr",
+    "budget_seconds",
+    "progress",
+    "on_epoch_end",
+    "start_epoch",
+    "objective_state",
+    "generator",
+    "ema_decay",
+    "objective",
+)
+
+
+def objective_options(objective_cls) -> list[str]:
+    r"""The keyword options an objective class takes (its ``__init__`` and its bases', past ``model, lr``)."""
+    names = []
+    for cls in objective_cls.__mro__:
+        if "__init__" not in vars(cls) or cls is object:
+            continue
+        for p in inspect.signature(vars(cls)["__init__"]).parameters.values():
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("self", "model", "lr"):
+                names.append(p.name)
+    return sorted(set(names))
+
+
+def check_fit_arguments(model, options: dict, **values) -> None:
+    r"""Refuses what users mistype first: unknown options (listing the valid ones) and non-positive
+    ``epochs``, ``steps``, ``batch_size``, ``lr``, ``budget_seconds``.
+
+    Raises:
+        PPGenError: naming the option and what was expected.
+    """
+    objective_name = options.get("objective", type(model).objective)
+    valid = set(FIT_OPTIONS) | set(
+        objective_options(OBJECTIVES[objective_name]) if objective_name in OBJECTIVES else ()
+    )
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise PPGenError(
+            f"unknown fit option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for {model.name}; "
+            f"expected some of: {', '.join(sorted(valid))}"
+        )
+    for key, value in values.items():
+        if value is None:
+            continue
+        integer = key in ("epochs", "steps", "batch_size")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int if integer else (int, float))
+            or not value > 0
+        ):
+            kind = "a positive integer" if integer else "a positive number"
+            raise PPGenError(f"fit: {key} must be {kind}, got {value!r}")
 
 
 def fit(
@@ -71,6 +130,17 @@ def fit(
         NonFiniteLossError: a loss was NaN or infinite; the model is restored to the last epoch whose
             losses were all finite (the state ``on_epoch_end`` last saw), and the error says so.
     """
+    check_fit_arguments(
+        model,
+        options,
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        budget_seconds=budget_seconds,
+    )
+    if model.spec is None:  # a user's program built without data is sized by the first data it is fit to
+        model.bind(data)
     defaults = type(model).fit_defaults
     batch_size = batch_size or defaults.get("batch_size", 128)
     lr = lr if lr is not None else defaults.get("lr", 1e-3)
