@@ -170,10 +170,10 @@ def test_ppca_iwae_matches_closed_form_marginal():
 
 def mixture_program(components=3, dim=6):
     def model(x):
-        weights = pyro.param("weights", torch.ones(components) / components, constraint=dist.constraints.simplex)
-        probs = pyro.param(
-            "probs", torch.rand(components, dim), constraint=dist.constraints.unit_interval
+        weights = pyro.param(
+            "weights", torch.ones(components) / components, constraint=dist.constraints.simplex
         )
+        probs = pyro.param("probs", torch.rand(components, dim), constraint=dist.constraints.unit_interval)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("component", dist.Categorical(weights))
             pyro.sample("x", dist.Bernoulli(probs[z]).to_event(1), obs=x)

@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 from ppgen.app.job import run_job
 from ppgen.app.plots.core import draw_samples, nll_bars
 from ppgen.app.runs import write_json
-from ppgen.base import get, model_names, supports
+from ppgen.app.specs import lookup
+from ppgen.base import model_names, supports
 from ppgen.data import Dataset
 
 __all__ = ["compare", "applicable_models", "write_report", "QUICK_BUDGET_SECONDS", "QUICK_NUM_SAMPLES"]
@@ -43,7 +44,7 @@ COLUMNS = [
 def applicable_models(data: Dataset, names: list[str] | None = None) -> list[str]:
     r"""The requested (default: all registered) models that can model this data."""
     names = names or model_names()
-    return [n for n in names if supports(get(n), data.spec) is None]
+    return [n for n in names if supports(lookup(n), data.spec) is None]
 
 
 def compare(
@@ -75,7 +76,7 @@ def compare(
     budget = QUICK_BUDGET_SECONDS if quick and budget_seconds is None else budget_seconds
     rows, samples = [], {}
     for name in names:
-        fit_options = {"epochs": get(name).fit_defaults.get("epochs"), "budget_seconds": budget}
+        fit_options = {"epochs": lookup(name).fit_defaults.get("epochs"), "budget_seconds": budget}
         try:
             eval_options = {"n_image_samples": QUICK_IMAGE_SAMPLES} if quick else {}
             job = run_job(
@@ -105,8 +106,8 @@ def compare(
             rows.append(
                 {
                     "model": name,
-                    "family": get(name).family,
-                    "density": get(name).density,
+                    "family": lookup(name).family,
+                    "density": lookup(name).density,
                     "error": f"{type(e).__name__}: {e}",
                 }
             )

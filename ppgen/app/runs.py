@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ppgen.base import create
 from ppgen.data import DataSpec
+from ppgen.app.specs import build_model
 from ppgen.errors import PPGenError
 
 __all__ = [
@@ -93,6 +93,7 @@ def save_checkpoint(path: Path, model, trainer: dict | None = None) -> None:
     payload = {
         "format_version": FORMAT_VERSION,
         "model": model.name,
+        "source": getattr(model, "source", None),  # file.py:NAME of a user's program
         "config": model.config,
         "spec": model.spec.to_dict(),
         "state_dict": model.state_dict(),
@@ -123,7 +124,8 @@ def load_checkpoint(path: Path, map_location="cpu"):
         raise PPGenError(
             f"checkpoint {path} has format version {payload.get('format_version') if isinstance(payload, dict) else '?'}; expected {FORMAT_VERSION}"
         )
-    model = create(payload["model"], DataSpec.from_dict(payload["spec"]), **payload["config"])
+    spec = payload.get("source") or payload["model"]
+    model = build_model(spec, DataSpec.from_dict(payload["spec"]), payload["config"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:

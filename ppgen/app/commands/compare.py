@@ -7,7 +7,8 @@ from ppgen.app.commands.options import add_data_arguments, add_run_arguments, lo
 from ppgen.app.compare import applicable_models, compare, format_table
 from ppgen.app.job import resolve_device
 from ppgen.app.runs import prepare_run_dir
-from ppgen.base import get, supports
+from ppgen.app.specs import lookup
+from ppgen.base import supports
 from ppgen.errors import PPGenError
 
 HELP = "train every requested model on the same data and budget; write report.md, report.json and figures"
@@ -33,7 +34,7 @@ def run(args) -> int:
     train = load_split(args, "train")
     if names:
         for n in names:
-            if (reason := supports(get(n), train.spec)) is not None:
+            if (reason := supports(lookup(n), train.spec)) is not None:
                 raise PPGenError(reason)
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise PPGenError(f"--budget-seconds must be positive, got {args.budget_seconds}")
