@@ -8,6 +8,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro.infer import TraceMeanField_ELBO
 from pyro.infer.autoguide import AutoNormal
 from torch import nn
 
@@ -246,3 +247,54 @@ def test_fit_refuses_unknown_and_non_positive_options():
             ppgen.fit(m, data, **bad)
     ppgen.fit(m, data, epochs=1, clip_norm=1.0, progress=False)  # an objective's own option is fine
     assert math.isfinite(float(m.log_prob(data.x).mean()))
+
+
+class TutorialVAE(nn.Module):
+    r"""Pyro's VAE tutorial program (its Encoder/Decoder, sites "latent" and "obs"), sized for digits."""
+
+    def __init__(self, z_dim=8, hidden_dim=200, dim=64):
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = (
+            nn.Linear(dim, hidden_dim),
+            nn.Linear(hidden_dim, z_dim),
+            nn.Linear(hidden_dim, z_dim),
+        )
+        self.dec1, self.dec2 = nn.Linear(z_dim, hidden_dim), nn.Linear(hidden_dim, dim)
+        self.z_dim, self.dim = z_dim, dim
+
+    def model(self, x):
+        with pyro.plate("data", x.shape[0]):
+            z_loc = x.new_zeros(torch.Size((x.shape[0], self.z_dim)))
+            z_scale = x.new_ones(torch.Size((x.shape[0], self.z_dim)))
+            z = pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
+            loc_img = torch.sigmoid(self.dec2(nn.functional.softplus(self.dec1(z))))
+            pyro.sample(
+                "obs", dist.Bernoulli(loc_img, validate_args=False).to_event(1), obs=x.reshape(-1, self.dim)
+            )
+
+    def guide(self, x):
+        with pyro.plate("data", x.shape[0]):
+            hidden = nn.functional.softplus(self.fc1(x.reshape(-1, self.dim)))
+            pyro.sample("latent", dist.Normal(self.fc21(hidden), torch.exp(self.fc22(hidden))).to_event(1))
+
+
+@pytest.mark.slow
+def test_tutorial_vae_program_scores_like_the_builtin_vae_on_digits():
+    train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")
+    options = {"epochs": 150, "batch_size": 128, "lr": 1e-3, "ema_decay": 0.998, "progress": False}
+    ppgen.seed_everything(0)
+    builtin = ppgen.create("vae", train, latent_dim=8, hidden=(200,), prior="standard")
+    ppgen.fit(builtin, train, **options)
+    ppgen.seed_everything(0)
+    net = TutorialVAE()
+    # the built-in vae takes the KL in closed form for the N(0, I) prior; the program gets the same objective
+    # (with Pyro's default Trace_ELBO, a sampled KL, it scored -18.842 against -18.338 in this setting)
+    mine = ppgen.program(
+        net.model, net.guide, name="tutorial_vae", elbo=TraceMeanField_ELBO(max_plate_nesting=1)
+    )
+    ppgen.fit(mine, train, **options)
+    ppgen.seed_everything(1)
+    ours = float(builtin.estimate_log_prob(test.x, 1000).mean())
+    theirs = float(mine.estimate_log_prob(test.x, 1000).mean())
+    print(f"IWAE-1000 test log p(x): built-in vae {ours:.3f}, tutorial program {theirs:.3f}")
+    assert abs(ours - theirs) < 0.5
