@@ -298,3 +298,36 @@ def test_tutorial_vae_program_scores_like_the_builtin_vae_on_digits():
     theirs = float(mine.estimate_log_prob(test.x, 1000).mean())
     print(f"IWAE-1000 test log p(x): built-in vae {ours:.3f}, tutorial program {theirs:.3f}")
     assert abs(ours - theirs) < 0.5
+
+
+def test_nuts_on_a_program_latent_site_matches_the_conjugate_posterior():
+    from arviz import ess
+
+    from ppgen.inference.posterior import guide_posterior, nuts_posterior
+
+    a, s = torch.tensor([2.0, -1.0, 0.5]), 0.7
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            theta = pyro.sample("theta", dist.Normal(torch.zeros(x.shape[0], 3), 1.0).to_event(1))
+            pyro.sample("y", dist.Normal(a * theta, s).to_event(1), obs=x)
+
+    def guide(x):
+        loc = pyro.param("loc", torch.zeros(3))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("theta", dist.Normal(loc * x, 1.0).to_event(1))
+
+    ppgen.seed_everything(0)
+    m = ppgen.program(model, guide, name="conjugate", data=DataSpec("continuous", (3,)))
+    x = torch.tensor([[1.0, -2.0, 0.3], [0.0, 0.5, -1.0]])
+    precision = (
+        1 + a**2 / s**2
+    )  # N(0, 1) prior, N(a theta, s^2) likelihood: a Normal posterior per coordinate
+    mean, sd = (a * x / s**2) / precision, precision.rsqrt().expand(2, 3)
+    idata = nuts_posterior(m, x, num_samples=300, warmup_steps=200, num_chains=2, point_ids=[4, 9])
+    draws = torch.as_tensor(idata.posterior["theta"].values).reshape(-1, 2, 3)
+    n_eff = torch.as_tensor(ess(idata, var_names=["theta"])["theta"].values)  # (2, 3)
+    assert ((draws.mean(0) - mean).abs() < 3 * sd / n_eff.sqrt()).all()
+    assert ((draws.std(0) - sd).abs() < 3 * sd / (2 * n_eff).sqrt()).all()
+    assert list(idata.posterior.point.values) == [4, 9]
+    assert guide_posterior(m, x, num_samples=50).posterior["theta"].shape == (1, 50, 2, 3)

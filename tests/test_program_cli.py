@@ -16,22 +16,23 @@ PROGRAM = textwrap.dedent(
     import ppgen
 
     class VAE(nn.Module):
-        def __init__(self, z_dim=2, hidden=32):
+        def __init__(self, z_dim=2, hidden=16):
             super().__init__()
-            self.encoder = nn.Sequential(nn.Linear(64, hidden), nn.Softplus(), nn.Linear(hidden, 2 * z_dim))
-            self.decoder = nn.Sequential(nn.Linear(z_dim, hidden), nn.Softplus(), nn.Linear(hidden, 64))
+            self.encoder = nn.Sequential(nn.Linear(2, hidden), nn.Softplus(), nn.Linear(hidden, 2 * z_dim))
+            self.decoder = nn.Sequential(nn.Linear(z_dim, hidden), nn.Softplus(), nn.Linear(hidden, 2))
             self.z_dim = z_dim
 
         def model(self, x):
             pyro.module("decoder", self.decoder)
+            scale = pyro.param("scale", torch.ones(2), constraint=dist.constraints.positive)
             with pyro.plate("data", x.shape[0]):
                 z = pyro.sample("latent", dist.Normal(x.new_zeros(x.shape[0], self.z_dim), 1.0).to_event(1))
-                pyro.sample("obs", dist.Bernoulli(logits=self.decoder(z)).to_event(1), obs=x.reshape(-1, 64))
+                pyro.sample("obs", dist.Normal(self.decoder(z), scale).to_event(1), obs=x)
 
         def guide(self, x):
             pyro.module("encoder", self.encoder)
             with pyro.plate("data", x.shape[0]):
-                loc, log_scale = self.encoder(x.reshape(-1, 64)).chunk(2, -1)
+                loc, log_scale = self.encoder(x).chunk(2, -1)
                 pyro.sample("latent", dist.Normal(loc, log_scale.exp()).to_event(1))
 
     vae = VAE()
@@ -57,7 +58,7 @@ def test_train_eval_sample_inspect_resume_on_a_program_file(program_file, tmp_pa
     spec = f"{program_file}:tutorial_vae"
     assert (
         ppgen(
-            "train", spec, "--data", "digits", "--epochs", "1", "--num-samples", "20", "--out", run, "--quiet"
+            "train", spec, "--data", "rings8", "--epochs", "1", "--num-samples", "20", "--out", run, "--quiet"
         )
         == 0
     )
@@ -72,7 +73,7 @@ def test_train_eval_sample_inspect_resume_on_a_program_file(program_file, tmp_pa
         metrics["test_nll_nats"], abs=1e-6
     )  # same weights, seed
     assert ppgen("sample", run, "-n", "5", "--out", tmp_path / "s.pt") == 0
-    assert torch.load(tmp_path / "s.pt").shape == (5, 1, 8, 8)
+    assert torch.load(tmp_path / "s.pt").shape == (5, 2)
     inspect = ["--index", 3, "--num-samples", 60, "--warmup", 40, "--gap-samples", 100, "--gap-steps", 10]
     assert ppgen("inspect", run, *inspect) == 0
     text = capsys.readouterr().out
@@ -89,7 +90,7 @@ def test_train_eval_sample_inspect_resume_on_a_program_file(program_file, tmp_pa
             "train",
             spec,
             "--data",
-            "digits",
+            "rings8",
             "--epochs",
             "2",
             "--num-samples",
@@ -129,3 +130,27 @@ def test_a_program_file_that_fails_to_import_exits_2(tmp_path, capsys):
     assert ppgen("train", f"{bad}:m", "--data", "digits", "--out", tmp_path / "r") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "importing" in err[0] and "ModuleNotFoundError" in err[0]
+
+
+def test_compare_takes_a_program_spec_beside_builtin_models(program_file, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    spec = f"{program_file}:tutorial_vae"
+    assert (
+        ppgen(
+            "compare",
+            "--data",
+            "rings8",
+            "--models",
+            f"independent,{spec}",
+            "--budget-seconds",
+            1,
+            "--out",
+            out,
+            "--quiet",
+        )
+        == 0
+    )
+    rows = json.loads((out / "report.json").read_text())
+    rows = rows["rows"] if isinstance(rows, dict) else rows
+    assert {r["model"] for r in rows} == {"independent", "tutorial_vae"}
+    assert all("error" not in r for r in rows), rows

@@ -91,7 +91,7 @@ def compare(
                 progress=progress,
             )
             rows.append(job.metrics)
-            samples[name] = job.model.sample(64).detach().cpu()
+            samples[job.model.name] = job.model.sample(64).detach().cpu()  # a file spec: the model's name
             nll = job.metrics["test_nll_nats"]
             log(
                 f"  {name:<16} "
