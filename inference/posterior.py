@@ -338,7 +338,9 @@ def inference_gaps(
     ``elbo_amortized`` is the ELBO of the trained guide q(z | x); ``elbo_optimal`` the ELBO of the best
     guide of the same family for x alone, found by ``steps`` Adam steps from the trained guide: on the
     guide's local parameters (loc, scale, the flow's context) where the model exposes them
-    (``posterior_params``), else on all the guide's parameters, refitted to each point alone.
+    (``posterior_params``), else on all the guide's parameters, refitted to each point alone (the
+    better of the refit and the trained guide, which is where the refit starts: too few steps, or too
+    large a step, can leave it worse).
 
     Returns:
         A dict of (B,) tensors: ``log_px``, ``elbo_amortized``, ``elbo_optimal``,
@@ -365,6 +367,9 @@ def inference_gaps(
             elbo_optimal, best = _refitted_guide_bounds(
                 model, x, y, steps, lr, particles, elbo_samples, num_samples
             )
+            elbo_optimal = torch.maximum(
+                elbo_optimal, elbo_amortized
+            )  # the refit starts at the trained guide
         log_px = torch.maximum(log_px, best)
     model.train(was_training)
     return {

@@ -53,6 +53,7 @@ def program_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_train_eval_sample_inspect_resume_on_a_program_file(program_file, tmp_path, capsys):
     run = tmp_path / "run"
     spec = f"{program_file}:tutorial_vae"
@@ -74,15 +75,15 @@ def test_train_eval_sample_inspect_resume_on_a_program_file(program_file, tmp_pa
     )  # same weights, seed
     assert ppgen("sample", run, "-n", "5", "--out", tmp_path / "s.pt") == 0
     assert torch.load(tmp_path / "s.pt").shape == (5, 2)
-    inspect = ["--index", 3, "--num-samples", 60, "--warmup", 40, "--gap-samples", 100, "--gap-steps", 10]
+    inspect = ["--index", 3, "--num-samples", 30, "--warmup", 20, "--gap-samples", 100, "--gap-steps", 10]
     assert ppgen("inspect", run, *inspect) == 0
     text = capsys.readouterr().out
     assert "latent sites latent (2,)" in text and "PSIS k-hat" in text and "latent[1]" in text
     import arviz as az
 
     idata = az.from_netcdf(str(run / "inspect" / "inspect_3.nc"))
-    assert idata.posterior["latent"].shape == (2, 60, 1, 2)
-    assert idata.guide_posterior["latent"].shape == (1, 60, 1, 2)
+    assert idata.posterior["latent"].shape == (2, 30, 1, 2)
+    assert idata.guide_posterior["latent"].shape == (1, 30, 1, 2)
     assert {"diverging"} <= set(idata.sample_stats) and "x" in idata.observed_data
     assert all((run / "inspect" / f).stat().st_size > 0 for f in ("pair.png", "posterior.png"))
     assert (
