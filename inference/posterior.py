@@ -502,7 +502,7 @@ def inspect_point(
 
     Arguments:
         model: a trained model with a guide over its latent sites (a VAE, a user's program, ...).
-        data: the split to take the point from (and to compute the collapse diagnostics on, up to 1000 points).
+        data: the split to take the point from (and the collapse diagnostics' points, up to 1000).
         index: the example's index in ``data``.
         max_pair_dims: the pair plot's coordinates: all when there are at most this many, else this many
             with the largest KL to the prior.
@@ -518,7 +518,8 @@ def inspect_point(
         raise PPGenError(f"--index must be in [0, {len(data)}), got {index}")
     if data.spec.kind != model.spec.kind or tuple(data.event_shape) != tuple(model.spec.event_shape):
         raise PPGenError(
-            f"{data.name} is {data.kind} of shape {data.event_shape}; the model was trained on {model.spec.kind} of shape {model.spec.event_shape}"
+            f"{data.name} is {data.kind} of shape {data.event_shape}; "
+            f"the model was trained on {model.spec.kind} of shape {model.spec.event_shape}"
         )
     seed_everything(seed)
     device = model.device

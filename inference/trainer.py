@@ -77,7 +77,8 @@ def check_fit_arguments(model, options: dict, **values) -> None:
     unknown = sorted(set(options) - valid)
     if unknown:
         raise PPGenError(
-            f"unknown fit option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for {model.name}; "
+            f"unknown fit option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"for {model.name}; "
             f"expected some of: {', '.join(sorted(valid))}"
         )
     for key, value in values.items():

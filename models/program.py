@@ -65,7 +65,7 @@ class _Serve(Messenger):
 
 
 class Program(GenerativeModel):
-    r"""A Pyro program ``model(x)`` (or ``model(x, y)``) and its guide as a :class:`~ppgen.base.GenerativeModel`.
+    r"""A Pyro program ``model(x)`` (or ``model(x, y)``) and its guide as a ppgen model.
 
     Build it with :func:`program`. The density kind follows from the program's latent sites (found by a
     trace over a few examples the first time data are seen): none -> "exact"; all discrete and finite,
@@ -151,7 +151,8 @@ class Program(GenerativeModel):
             self.spec = spec
         elif spec.kind != self.spec.kind or tuple(spec.event_shape) != tuple(self.spec.event_shape):
             raise PPGenError(
-                f"{self.name} was built for {self.spec.kind} data of shape {self.spec.event_shape}, got {spec.kind} {spec.event_shape}"
+                f"{self.name} was built for {self.spec.kind} data of shape {self.spec.event_shape}, "
+                f"got {spec.kind} {spec.event_shape}"
             )
         if not self.discovered:
             if isinstance(data, Dataset):
@@ -180,13 +181,15 @@ class Program(GenerativeModel):
         if self.observed is None:
             if len(observed) != 1:
                 raise PPGenError(
-                    f"{self.name}: the program observes {len(observed)} sites ({', '.join(observed) or 'none'}); "
+                    f"{self.name}: the program observes {len(observed)} sites "
+                    f"({', '.join(observed) or 'none'}); "
                     "expected one observed site of x (pyro.sample(..., obs=x)), or name it with observed="
                 )
             self.observed = observed[0]
         elif self.observed not in observed:
             raise PPGenError(
-                f"{self.name}: observed={self.observed!r} is not an observed site of the program; its observed sites: {', '.join(observed) or 'none'}"
+                f"{self.name}: observed={self.observed!r} is not an observed site of the program; "
+                f"its observed sites: {', '.join(observed) or 'none'}"
             )
         frames = [
             f
@@ -213,13 +216,15 @@ class Program(GenerativeModel):
         for s in unguided:
             if not getattr(s["fn"], "has_enumerate_support", False):
                 raise PPGenError(
-                    f"{self.name}: latent site {s['name']!r} ({type(s['fn']).__name__}) is continuous and has no guide; "
+                    f"{self.name}: latent site {s['name']!r} ({type(s['fn']).__name__}) is continuous "
+                    "and has no guide; "
                     "pass guide= (e.g. a function, or pyro.infer.autoguide.AutoNormal(model))"
                 )
         if unguided and guided:
             raise PPGenError(
                 f"{self.name}: latent sites {', '.join(s['name'] for s in unguided)} are enumerated and "
-                f"{', '.join(sorted(guided))} guided; mixing the two is not supported: guide all of them or none"
+                f"{', '.join(sorted(guided))} guided; mixing the two is not supported: "
+                "guide all of them or none"
             )
         self.enumerated = bool(unguided)
         self.density = "lower-bound" if guided else "exact"
@@ -287,7 +292,7 @@ class Program(GenerativeModel):
 
     @torch.no_grad()
     def estimate_log_prob(self, x: Tensor, num_samples: int = 1000, y: Tensor | None = None) -> Tensor:
-        r"""The IWAE-K estimate of log p(x), (B,) nats, K = ``num_samples`` guide draws; exact programs: log p(x)."""
+        r"""The IWAE-K estimate of log p(x), (B,) nats, K = ``num_samples`` guide draws (exact: log p(x))."""
         x = self.check_input(x)
         self._ensure_discovered(x, y)
         if self.density == "exact":
@@ -311,7 +316,8 @@ class Program(GenerativeModel):
         draws = predictive(x, y)[self.observed][0]
         if draws.numel() != x.numel():
             raise PPGenError(
-                f"{self.name}: the observed site {self.observed!r} drew shape {tuple(draws.shape)}, not {n} examples of {self.spec.event_shape}"
+                f"{self.name}: the observed site {self.observed!r} drew shape {tuple(draws.shape)}, "
+                f"not {n} examples of {self.spec.event_shape}"
             )
         return draws.reshape(x.shape).to(x.dtype)
 

@@ -216,7 +216,8 @@ def _config_culprits(cls: type, config: dict) -> str:
                     defaults.setdefault(p.name, p.default)
     sequence = (list, tuple)
     bad = [
-        f"{k}={v!r} (expected {'a list like' if isinstance(defaults[k], sequence) else 'a value like'} {defaults[k]!r})"
+        f"{k}={v!r} (expected {'a list' if isinstance(defaults[k], sequence) else 'a value'} "
+        f"like {defaults[k]!r})"
         for k, v in config.items()
         if k in defaults
         and (

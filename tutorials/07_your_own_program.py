@@ -126,7 +126,8 @@ print(tutorial_vae)
 for m in (tutorial_vae, builtin):
     ppgen.seed_everything(1)
     print(
-        f"{m.name:<14} {m.density}: test IWAE-{K} log p(x) = {float(m.estimate_log_prob(test.x, K).mean()):.3f} nats"
+        f"{m.name:<14} {m.density}: test IWAE-{K} log p(x) = "
+        f"{float(m.estimate_log_prob(test.x, K).mean()):.3f} nats"
     )
 # 150 epochs, seed 0, IWAE-1000 on the 360 test digits: built-in vae -18.34, the program -18.64
 # (-18.84 with Pyro's default Trace_ELBO, whose KL is sampled)
@@ -208,7 +209,8 @@ xy = torch.cartesian_prod(grid, grid)
 density = mixture.log_prob(xy).detach().exp()
 cell = float((grid[1] - grid[0]) ** 2)
 print(
-    f"{mixture.density} density ({mixture.latent_sites} enumerated); ∫ p(x) dx on the grid = {float(density.sum()) * cell:.4f}"
+    f"{mixture.density} density ({mixture.latent_sites} enumerated); "
+    f"∫ p(x) dx on the grid = {float(density.sum()) * cell:.4f}"
 )
 fig, ax = plt.subplots(figsize=(3.5, 3.5))
 ax.imshow(density.reshape(351, 351).T, origin="lower", extent=(-3.5, 3.5, -3.5, 3.5), cmap="magma")

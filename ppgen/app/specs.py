@@ -103,7 +103,8 @@ def build_model(spec: str, data: Dataset | DataSpec, config: dict | None = None)
     else:
         if config:
             raise PPGenError(
-                f"--config applies to GenerativeModel classes; {spec} is a model already built (set its options in the file)"
+                f"--config applies to GenerativeModel classes; {spec} is a model already built "
+                "(set its options in the file)"
             )
         model = obj
         if isinstance(model, Program):

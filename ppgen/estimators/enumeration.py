@@ -43,7 +43,8 @@ def enumerated_log_prob(model, *args, plate: str = "data", max_plate_nesting: in
         ...         z = pyro.sample("z", dist.Bernoulli(0.5))
         ...         pyro.sample("x", dist.Normal(2 * z, 1.0), obs=x)
         >>> lp = enumerated_log_prob(model, torch.zeros(3))
-        >>> expected = torch.logsumexp(dist.Normal(torch.tensor([0.0, 2.0]), 1.0).log_prob(torch.tensor(0.0)), 0)
+        >>> components = dist.Normal(torch.tensor([0.0, 2.0]), 1.0).log_prob(torch.tensor(0.0))
+        >>> expected = torch.logsumexp(components, 0)
         >>> expected = expected - torch.tensor(2.0).log()
         >>> bool(torch.allclose(lp, expected.expand(3), atol=1e-4))
         True
@@ -62,7 +63,8 @@ def enumerated_log_prob(model, *args, plate: str = "data", max_plate_nesting: in
             continue
         if not site["is_observed"] and site["infer"].get("_enumerate_dim") is None:
             raise PPGenError(
-                f"latent site {site['name']!r} cannot be enumerated ({type(site['fn']).__name__} has no finite support)"
+                f"latent site {site['name']!r} cannot be enumerated "
+                f"({type(site['fn']).__name__} has no finite support)"
             )
         log_prob = site["packed"]["unscaled_log_prob"]
         tree.setdefault(_find_ordinal(trace, site), []).append(log_prob)

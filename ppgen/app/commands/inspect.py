@@ -34,7 +34,7 @@ def add_arguments(p):
     p.add_argument(
         "--gap-samples", type=int, default=5000, help="K of the IWAE estimate of log p(x) for the gaps"
     )
-    p.add_argument("--gap-steps", type=int, default=500, help="Adam steps fitting the best guide for the point")
+    p.add_argument("--gap-steps", type=int, default=500, help="Adam steps fitting the point's best guide")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -66,7 +66,8 @@ def run(args) -> int:
 
 def inspect_point(model, data, index: int, out_dir=None, **options) -> dict:
     r"""``ppgen inspect`` for ``data.x[index]``: :func:`ppgen.inference.posterior.inspect_point` (the
-    analysis), then ``inspect_<index>.nc`` (the InferenceData), ``pair.png`` and ``posterior.png`` in ``out_dir``.
+    analysis), then ``inspect_<index>.nc`` (the InferenceData), ``pair.png`` and ``posterior.png``
+    in ``out_dir``.
 
     Returns:
         The analysis' dict, with ``figures`` and ``netcdf`` (paths; empty/None without ``out_dir``).
