@@ -38,6 +38,27 @@ def _mean_logs(rows: list[dict]) -> dict:
     return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in sorted(keys)}
 
 
+def check_fit_arguments(**values) -> None:
+    r"""Refuses non-positive ``epochs``, ``steps``, ``batch_size``, ``lr``, ``budget_seconds`` (None: unset).
+
+    Unknown options are refused where options are merged (:func:`~ppgen.inference.objective.resolve_options`).
+
+    Raises:
+        PPGenError: naming the option and what was expected.
+    """
+    for key, value in values.items():
+        if value is None:
+            continue
+        integer = key in ("epochs", "steps", "batch_size")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int if integer else (int, float))
+            or not value > 0
+        ):
+            kind = "a positive integer" if integer else "a positive number"
+            raise PPGenError(f"fit: {key} must be {kind}, got {value!r}")
+
+
 def fit(
     model,
     data: Dataset,
@@ -80,6 +101,11 @@ def fit(
         NonFiniteLossError: a loss was NaN or infinite; the model is restored to the last epoch whose
             losses were all finite (the state ``on_epoch_end`` last saw), and the error says so.
     """
+    check_fit_arguments(
+        epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, budget_seconds=budget_seconds
+    )
+    if model.spec is None:  # a user's program built without data is sized by the first data it is fit to
+        model.bind(data)
     settings = resolve_options(
         model, FIT_DEFAULTS, {"epochs": epochs, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay}
     )

@@ -28,6 +28,7 @@ _API = {
     "seed_everything": ("ppgen.seed", "seed_everything"),
     "fit": ("ppgen.inference", "fit"),
     "evaluate": ("ppgen.inference", "evaluate"),
+    "program": ("ppgen.models.program", "program"),
 }
 
 __all__ = list(_API)

@@ -1,6 +1,7 @@
 """The model protocol every ppgen model follows, and the registry that names them."""
 
 import importlib
+import inspect
 from typing import ClassVar
 
 import networkx as nx
@@ -267,6 +268,28 @@ def create(name: str, data: Dataset | DataSpec, **config) -> GenerativeModel:
     try:
         model = cls(spec, **config)
     except TypeError as e:
-        raise PPGenError(f"bad config for {name}: {e}") from None
+        raise PPGenError(f"bad config for {name}: {_config_culprits(cls, config)}{e}") from None
     model.config = dict(config)
     return model
+
+
+def _config_culprits(cls: type, config: dict) -> str:
+    r"""The options whose value is not of the kind of their default (a number for a tuple, ...), named."""
+    defaults = {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
+                if p.default is not p.empty and p.default is not None:
+                    defaults.setdefault(p.name, p.default)
+    sequence = (list, tuple)
+    bad = [
+        f"{k}={v!r} (expected {'a list' if isinstance(defaults[k], sequence) else 'a value'} "
+        f"like {defaults[k]!r})"
+        for k, v in config.items()
+        if k in defaults
+        and (
+            isinstance(defaults[k], sequence) != isinstance(v, sequence)
+            or isinstance(v, str) != isinstance(defaults[k], str)
+        )
+    ]
+    return "; ".join(bad) + ": " if bad else ""

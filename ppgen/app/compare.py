@@ -15,7 +15,8 @@ from ppgen.app.cache import cache_dir
 from ppgen.app.diagnostics import add_flags
 from ppgen.app.grid import Cell, run_grid
 from ppgen.app.report import format_table, write_report
-from ppgen.base import get, model_names, supports
+from ppgen.app.specs import lookup
+from ppgen.base import model_names, supports
 from ppgen.data import Dataset
 
 __all__ = [
@@ -35,7 +36,7 @@ QUICK_NUM_SAMPLES = 100  # K of the test IWAE estimate in quick mode
 def applicable_models(data: Dataset, names: list[str] | None = None) -> list[str]:
     r"""The requested (default: all registered) models that can model this data."""
     names = names or model_names()
-    return [n for n in names if supports(get(n), data.spec) is None]
+    return [n for n in names if supports(lookup(n), data.spec) is None]
 
 
 def default_jobs() -> int:
@@ -64,7 +65,7 @@ def plan(
     cells, left_out = [], {}
     image = data.spec.is_image
     for name in names:
-        cls = get(name)
+        cls = lookup(name)
         if quick:
             preset = cls.quick_preset(data.name)
             if preset is None:

@@ -7,6 +7,7 @@ and gathers what the diagnostic flags need. Cells run in spawned processes on on
 that fails becomes a row with an ``error`` and never costs the others.
 """
 
+import hashlib
 import math
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -25,7 +27,7 @@ from ppgen.app.diagnostics import off_support_fraction
 from ppgen.app.job import run_job
 from ppgen.app.monitor import QualityMonitor
 from ppgen.app.samplers import fast_sampler, sampler_sweep, use_sampler
-from ppgen.base import get
+from ppgen.app.specs import is_program_spec, lookup
 from ppgen.data import Dataset
 from ppgen.inference.evaluate import sampling_cost
 from ppgen.inference.posterior import active_units
@@ -71,6 +73,10 @@ class Cell:
     def key(self, train: Dataset, test: Dataset) -> str:
         r"""The cache key: everything that determines the run's numbers (the device excepted only on CPU)."""
         fields = asdict(self)
+        if is_program_spec(self.model):  # a user's file: its contents decide the run too
+            fields["source_sha256"] = hashlib.sha256(
+                Path(self.model.rpartition(":")[0]).read_bytes()
+            ).hexdigest()
         return cache_key(
             **fields,
             data=train.name,
@@ -84,7 +90,7 @@ class Cell:
             return self.fit["epochs"]
         if "steps" in self.fit:
             return None
-        return get(self.model).fit_defaults.get("epochs")
+        return lookup(self.model).fit_defaults.get("epochs")
 
 
 def _sample_quality(x: torch.Tensor, test: Dataset) -> tuple[str, float | None]:
@@ -212,7 +218,7 @@ def _safe_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool, cache
     try:
         return run_cell(cell, train, test, use_cache, cache_root)
     except Exception as e:  # one failing cell must not hide the others' results
-        cls = get(cell.model)
+        cls = lookup(cell.model)
         row = {
             "model": cell.model,
             "family": cls.family,
@@ -282,6 +288,6 @@ def run_grid(
 
 
 def _safe_cell_error(cell: Cell, e: BaseException):
-    cls = get(cell.model)
+    cls = lookup(cell.model)
     row = {"model": cell.model, "family": cls.family, "density": cls.density, "seed": cell.seed}
     return {**row, "preset": cell.preset, "error": f"{type(e).__name__}: {e}"}, None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from ppgen.app.samplers import Sampler, use_sampler
-from ppgen.base import create
+from ppgen.app.specs import build_model
 from ppgen.data import Dataset
 from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.inference import evaluate, fit
@@ -57,7 +57,7 @@ def run_job(
     Evaluation is re-seeded with ``seed`` so that the same seed gives the same metrics.
 
     Arguments:
-        name: the registry name.
+        name: the registry name, or a user's program as ``file.py:NAME``.
         train, test: the two splits.
         config: the model's constructor options.
         fit_options: keyword arguments of :func:`ppgen.fit` (epochs, steps, budget_seconds, lr, ...).
@@ -75,7 +75,7 @@ def run_job(
     """
     seed_everything(seed)
     if model is None:
-        model = create(name, train, **(config or {}))
+        model = build_model(name, train, config)
     model = model.to(device)
     start, non_finite = time.perf_counter(), None
     try:

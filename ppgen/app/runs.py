@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ppgen.base import create
+from ppgen.app.specs import build_model
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
 
@@ -93,6 +93,7 @@ def save_checkpoint(path: Path, model, trainer: dict | None = None) -> None:
     payload = {
         "format_version": FORMAT_VERSION,
         "model": model.name,
+        "source": getattr(model, "source", None),  # file.py:NAME of a user's program
         "config": model.config,
         "spec": model.spec.to_dict(),
         "state_dict": model.state_dict(),
@@ -125,7 +126,8 @@ def load_checkpoint(path: Path, map_location="cpu"):
             f"{payload.get('format_version') if isinstance(payload, dict) else '?'}; "
             f"expected {FORMAT_VERSION}"
         )
-    model = create(payload["model"], DataSpec.from_dict(payload["spec"]), **payload["config"])
+    spec = payload.get("source") or payload["model"]
+    model = build_model(spec, DataSpec.from_dict(payload["spec"]), payload["config"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:

@@ -135,7 +135,23 @@ def log_marginal(model, guide, *args, num_samples: int = 1000, **kwargs) -> Tens
     r"""The IWAE-K estimate of log p(x) per example: log (1/K) sum_k w_k, (B,) nats.
 
     Its expectation is a lower bound on log p(x) that increases with K and converges to log p(x)
-    (Burda et al., 2015). Keyword arguments as in :func:`log_importance_weights`.
+    (Burda et al., 2015). Any latent sites work, of any names, shapes and supports, as long as each lies
+    in the per-example plate ``plate`` (other plates inside it are summed over). Keyword arguments as in
+    :func:`log_importance_weights`.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist, torch
+        >>> def model(x):  # z ~ N(0, 1), x | z ~ N(z, 1): p(x) = N(0, 2)
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0]), 1.0))
+        ...         pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+        >>> def guide(x):  # the exact posterior N(x / 2, 1 / 2): every weight is p(x)
+        ...     with pyro.plate("data", x.shape[0]):
+        ...         pyro.sample("z", dist.Normal(x / 2, 0.5**0.5))
+        >>> x = torch.tensor([0.0, 1.0])
+        >>> exact = dist.Normal(0.0, 2**0.5).log_prob(x)
+        >>> bool(torch.allclose(log_marginal(model, guide, x, num_samples=10), exact))
+        True
     """
     log_w, _ = log_importance_weights(model, guide, *args, num_samples=num_samples, **kwargs)
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])

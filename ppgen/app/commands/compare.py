@@ -9,7 +9,8 @@ from ppgen.app.demo import DEMO_MODELS
 from ppgen.app.job import resolve_device
 from ppgen.app.report import summarize
 from ppgen.app.runs import prepare_run_dir
-from ppgen.base import get, supports
+from ppgen.app.specs import lookup
+from ppgen.base import supports
 from ppgen.errors import PPGenError
 
 HELP = "train every requested model on the same data; write report.md, report.json, report.html and figures"
@@ -59,7 +60,7 @@ def _seeds(text: str | None, default: int) -> list[int]:
 def _demo_models(data) -> list[str]:
     if data.name in DEMO_MODELS:
         return list(DEMO_MODELS[data.name])
-    return [n for n in applicable_models(data) if get(n).quick_preset(data.name) is not None]
+    return [n for n in applicable_models(data) if lookup(n).quick_preset(data.name) is not None]
 
 
 def run(args) -> int:
@@ -75,7 +76,7 @@ def run(args) -> int:
             raise PPGenError(f"no model has a quick preset for {train.name}, so the demo has nothing to show")
     if names:
         for n in names:
-            if (reason := supports(get(n), train.spec)) is not None:
+            if (reason := supports(lookup(n), train.spec)) is not None:
                 raise PPGenError(reason)
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise PPGenError(f"--budget-seconds must be positive, got {args.budget_seconds}")

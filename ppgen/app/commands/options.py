@@ -1,6 +1,7 @@
 """Options and data loading that several subcommands share."""
 
 import argparse
+import json
 
 from ppgen import data as ppdata
 from ppgen.errors import PPGenError
@@ -39,19 +40,19 @@ def load_split(args, split: str):
 
 
 def parse_config(items: list[str] | None) -> dict:
-    r"""``["hidden=64", "lr=1e-3", "name=x"]`` -> a dict of ints, floats, bools or strings."""
+    r"""``["hidden=[64,64]", "lr=1e-3", "name=x", "flag=true"]`` -> a dict of JSON values (numbers, lists,
+    booleans, null, objects); a value that is not JSON stays a string (``true``/``false``/``none`` in any
+    case are booleans and None)."""
     config = {}
     for item in items or []:
         if "=" not in item:
             raise PPGenError(f"--config expects key=value, got {item!r}")
         key, value = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                value = cast(value)
-                break
-            except ValueError:
-                pass
-        else:
+        if not key.isidentifier():
+            raise PPGenError(f"--config: {key!r} is not an option name (key=value, e.g. hidden=[64,64])")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
             value = {"true": True, "false": False, "none": None}.get(value.lower(), value)
         config[key] = value
     return config

@@ -8,7 +8,7 @@ from ppgen.app import runs
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split, parse_config
 from ppgen.app.job import resolve_device, run_job
 from ppgen.app.plots import sample_figure
-from ppgen.base import create, get
+from ppgen.app.specs import build_model, canonical, lookup
 from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.seed import seed_everything
 
@@ -16,7 +16,9 @@ HELP = "train a model, evaluate it on the test split and write a run directory"
 
 
 def add_arguments(p):
-    p.add_argument("model", help="a registered model (see `ppgen list`)")
+    p.add_argument(
+        "model", help="a registered model (see `ppgen list`), or your own program as path/to/file.py:NAME"
+    )
     add_data_arguments(p)
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None)
@@ -43,7 +45,7 @@ def _check_positive(args):
 
 
 def run(args) -> int:
-    get(args.model)  # unknown names fail before anything else
+    lookup(args.model)  # unknown names and programs that do not load fail before anything else
     _check_positive(args)
     out = runs.prepare_run_dir(Path(args.out), force=args.force, resume=args.resume)
     device = resolve_device(args.device)
@@ -53,7 +55,7 @@ def run(args) -> int:
     model, start_epoch, objective_state, log = None, 0, None, []
     if args.resume:
         saved = runs.read_json(out / runs.CONFIG)
-        if saved.get("model") != args.model or saved.get("data") != args.data:
+        if saved.get("source", saved.get("model")) != canonical(args.model) or saved.get("data") != args.data:
             raise PPGenError(
                 f"--resume: {out} holds {saved.get('model')} on {saved.get('data')}, "
                 f"not {args.model} on {args.data}"
@@ -68,7 +70,7 @@ def run(args) -> int:
         config = model.config
     else:  # built before anything is written, so that a bad --config leaves no run directory behind
         seed_everything(args.seed)
-        model = create(args.model, train, **config)
+        model = build_model(args.model, train, config)
 
     fit_options = {
         k: v
@@ -87,6 +89,7 @@ def run(args) -> int:
         out / runs.CONFIG,
         {
             "model": args.model,
+            "source": canonical(args.model),
             "data": args.data,
             "data_root": args.data_root,
             "kind": args.kind,

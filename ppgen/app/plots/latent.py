@@ -16,8 +16,15 @@ import torch  # noqa: E402
 
 from ppgen.app.plots.core import image_grid  # noqa: E402
 from ppgen.errors import PPGenError  # noqa: E402
+from ppgen.inference.posterior import flatten_draws  # noqa: E402
 
-__all__ = ["interpolation", "attribute_arithmetic", "latent_map"]
+__all__ = [
+    "interpolation",
+    "attribute_arithmetic",
+    "latent_map",
+    "posterior_pair_figure",
+    "posterior_marginals_figure",
+]
 
 
 def _levels(model):
@@ -135,5 +142,94 @@ def latent_map(model, data, n: int = 1000, grid: int = 12, span: float = 2.5):
         grid,
         "decoded plane" + (" (label 0)" if model.conditional else ""),
     )
+    fig.tight_layout()
+    return fig
+
+
+def _show_point(ax, x, levels=None, title="the data point"):
+    r"""The inspected data point: an image when it is one, else its coordinates as bars."""
+    if x.ndim == 3:
+        image_grid(ax, x[None], nrow=1, levels=levels, title=title)
+    else:
+        values = x.reshape(-1).numpy()
+        ax.bar(range(len(values)), values, color="0.3")
+        ax.set_title(title, fontsize=8)
+
+
+def _inspect_draws(report):
+    nuts = flatten_draws(report["nuts"], report["sites"])
+    guide = flatten_draws(report["guide"], report["sites"])
+    return nuts, guide
+
+
+def posterior_pair_figure(report, levels=None):
+    r"""Pair plot of the inspected point's latent posterior: NUTS (blue) and the guide (orange) over
+    ``report["pair_dims"]`` (all coordinates, or the 8 with the largest KL to the prior), the point inset.
+
+    Arguments:
+        report: the dict of :func:`ppgen.inference.posterior.inspect_point`.
+    """
+    nuts, guide = _inspect_draws(report)
+    dims, labels = report["pair_dims"], report["labels"]
+    k = len(dims)
+    fig, axes = plt.subplots(k, k, figsize=(1.9 * k + 1.5, 1.9 * k + 0.5), squeeze=False)
+    for i, u in enumerate(dims):
+        for j, v in enumerate(dims):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                ax.hist(nuts[:, u], bins=30, density=True, color="tab:blue", alpha=0.5)
+                ax.hist(
+                    guide[:, u], bins=30, density=True, histtype="step", color="tab:orange", linewidth=1.5
+                )
+            else:
+                ax.scatter(nuts[:, v], nuts[:, u], s=2, alpha=0.25, color="tab:blue")
+                ax.scatter(guide[:, v], guide[:, u], s=2, alpha=0.25, color="tab:orange")
+            if i == k - 1:
+                ax.set_xlabel(labels[v], fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(labels[u], fontsize=8)
+            ax.tick_params(labelsize=6)
+    which = (
+        f"all {k} latent coordinates"
+        if k == len(labels)
+        else f"the {k} of {len(labels)} latent coordinates with the largest KL(q || p)"
+    )
+    fig.suptitle(f"p(z | x) by NUTS (blue) vs the guide q(z | x) (orange): {which}", fontsize=9)
+    inset = fig.add_axes([0.78, 0.72, 0.18, 0.18]) if k > 1 else fig.add_axes([0.72, 0.6, 0.25, 0.25])
+    _show_point(inset, report["x"], levels)
+    return fig
+
+
+def posterior_marginals_figure(report, levels=None, columns: int = 4):
+    r"""Each latent coordinate's marginal: NUTS's histogram with the guide's overlaid, and the data point.
+
+    Arguments:
+        report: the dict of :func:`ppgen.inference.posterior.inspect_point`.
+    """
+    nuts, guide = _inspect_draws(report)
+    dims, labels = report["pair_dims"], report["labels"]
+    rows = -(-(len(dims) + 1) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.1 * rows), squeeze=False)
+    axes = axes.ravel()
+    _show_point(axes[0], report["x"], levels)
+    for ax, u in zip(axes[1:], dims):
+        ax.hist(nuts[:, u], bins=40, density=True, color="tab:blue", alpha=0.5, label="NUTS p(z | x)")
+        ax.hist(
+            guide[:, u],
+            bins=40,
+            density=True,
+            histtype="step",
+            color="tab:orange",
+            linewidth=1.5,
+            label="guide q(z | x)",
+        )
+        ax.set_title(f"{labels[u]} (KL {float(report['kl_per_dim'][u]):.2f})", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes[len(dims) + 1 :]:
+        ax.axis("off")
+    axes[1].legend(fontsize=6)
     fig.tight_layout()
     return fig
