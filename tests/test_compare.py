@@ -180,7 +180,10 @@ def test_demo_models_come_from_demo_models_else_every_model_with_a_preset(rings,
 
     train, _ = rings
     monkeypatch.setattr(command, "DEMO_MODELS", {})
-    assert command._demo_models(train) == ["independent", "mixture"]
+    with_preset = [n for n in ppgen.model_names() if ppgen.get(n).quick_preset("rings8") is not None]
+    chosen = command._demo_models(train)
+    assert {"independent", "mixture"} <= set(chosen) and "gan" not in chosen
+    assert chosen == [n for n in with_preset if n in command.applicable_models(train)]
     monkeypatch.setattr(command, "DEMO_MODELS", {"rings8": ["mixture"]})
     assert command._demo_models(train) == ["mixture"]
 

@@ -238,7 +238,7 @@ def test_fit_refuses_unknown_and_non_positive_options():
     ppgen.seed_everything(0)
     m = ppgen.program(mixture_program(), name="mix", data=DataSpec("binary", (6,)))
     data = binary_data(20)
-    with pytest.raises(PPGenError, match=r"unknown fit option 'epoch'.*epochs"):
+    with pytest.raises(PPGenError, match=r"unknown option 'epoch'.*epochs"):
         ppgen.fit(m, data, epoch=3)
     with pytest.raises(PPGenError, match="lerning_rate"):
         ppgen.fit(m, data, lerning_rate=0.1)

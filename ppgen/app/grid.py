@@ -27,7 +27,7 @@ from ppgen.app.diagnostics import off_support_fraction
 from ppgen.app.job import run_job
 from ppgen.app.monitor import QualityMonitor
 from ppgen.app.samplers import fast_sampler, sampler_sweep, use_sampler
-from ppgen.app.specs import is_program_spec, lookup
+from ppgen.app.specs import display_name, is_program_spec, lookup
 from ppgen.data import Dataset
 from ppgen.inference.evaluate import sampling_cost
 from ppgen.inference.posterior import active_units
@@ -177,7 +177,8 @@ def run_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool = True, 
     sweep = _sweep(model, test, cell.n_sweep, cell.seed) if cell.n_sweep else []
     row = {
         **metrics,
-        "model": cell.model,
+        "model": display_name(cell.model),
+        "spec": cell.model,
         "conditional": model.conditional,
         "preset": cell.preset,
         "config": cell.config,
@@ -220,7 +221,8 @@ def _safe_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool, cache
     except Exception as e:  # one failing cell must not hide the others' results
         cls = lookup(cell.model)
         row = {
-            "model": cell.model,
+            "model": display_name(cell.model),
+            "spec": cell.model,
             "family": cls.family,
             "density": cls.density,
             "seed": cell.seed,
@@ -289,5 +291,6 @@ def run_grid(
 
 def _safe_cell_error(cell: Cell, e: BaseException):
     cls = lookup(cell.model)
-    row = {"model": cell.model, "family": cls.family, "density": cls.density, "seed": cell.seed}
+    row = {"model": display_name(cell.model), "spec": cell.model, "family": cls.family}
+    row.update(density=cls.density, seed=cell.seed)
     return {**row, "preset": cell.preset, "error": f"{type(e).__name__}: {e}"}, None

@@ -8,6 +8,7 @@ Rows of several seeds are summarized per model as mean ± sd.
 import base64
 import html
 import math
+import re
 import statistics
 from pathlib import Path
 
@@ -206,7 +207,8 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
         plt.close(fig)
         for name, x in samples.items():
             fig = sample_figure(x, data, title=f"{name} ({first[name].get('sampler')})")
-            fig.savefig(out / f"samples_{name}.png", dpi=90, bbox_inches="tight")
+            stem = re.sub(r"[^\w.-]+", "_", name.rpartition(":")[2] or name)  # file.py:NAME -> NAME
+            fig.savefig(out / f"samples_{stem}.png", dpi=90, bbox_inches="tight")
             plt.close(fig)
         figures["samples.png"] = "samples"
     for file, fig in (("nll.png", nll_figure(summary, data.name)), ("quality_curve.png", curve_figure(rows)),

@@ -17,7 +17,7 @@ from ppgen.data import Dataset, DataSpec
 from ppgen.errors import PPGenError
 from ppgen.models.program import Program, program
 
-__all__ = ["is_program_spec", "canonical", "lookup", "build_model"]
+__all__ = ["is_program_spec", "display_name", "canonical", "lookup", "build_model"]
 
 EXPECTED = (
     "expected path/to/file.py:NAME where NAME is a ppgen.program(...) model, a GenerativeModel subclass "
@@ -35,6 +35,11 @@ def _split(spec: str) -> tuple[Path, str]:
     if not name.isidentifier():
         raise PPGenError(f"model spec {spec!r}: {name!r} is not a Python name; {EXPECTED}")
     return Path(path).expanduser().resolve(), name
+
+
+def display_name(spec: str) -> str:
+    r"""How reports name a model: NAME for a user's ``file.py:NAME``, else the registered name."""
+    return spec.rpartition(":")[2] if is_program_spec(spec) else spec
 
 
 def canonical(spec: str) -> str:
