@@ -49,6 +49,8 @@ class DenoisingObjective(Objective):
     The loss logged is the training loss; "bound" logs nats per example.
     """
 
+    watch_divergence = True
+
     def __init__(
         self,
         model,

@@ -23,6 +23,8 @@ class ELBOObjective(Objective):
         clip_norm: clip the gradient norm (default None).
     """
 
+    watch_divergence = True
+
     def __init__(
         self, model, lr: float, weight_decay: float | None = None, clip_norm: float | None = None, **options
     ):

@@ -24,12 +24,16 @@ class Objective:
 
     Subclasses keep their optimizers in ``self.optimizers`` (a dict) so that resuming restores them;
     ``self.average``, set by :func:`ppgen.fit`, is the weight average saved with them (or None).
+    ``watch_divergence`` (class variable) says that the loss is likelihood-like, so that a loss far above
+    the best seen means divergence (see inference/guard.py); adversarial and contrastive losses are not.
 
     Arguments:
         model: the :class:`~ppgen.base.GenerativeModel` to fit.
         lr: the learning rate.
         options: objective-specific keyword options.
     """
+
+    watch_divergence: bool = False
 
     def __init__(self, model, lr: float, **options):
         self.model = model

@@ -62,6 +62,8 @@ class DenoisingScoreMatching(Objective):
         weight_decay: Adam's weight decay (default 0).
     """
 
+    watch_divergence = True
+
     def __init__(self, model, lr: float, clip_norm: float | None = 1.0, weight_decay: float = 0.0, **options):
         super().__init__(model, lr, **options)
         self.clip_norm = clip_norm

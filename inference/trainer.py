@@ -1,8 +1,8 @@
 """The one training loop: epochs of mini-batches through a family's objective, with a time budget,
-a progress bar, a callback per epoch (checkpoints) and a clean stop on a non-finite loss."""
+a progress bar, a callback per epoch (checkpoints) and a clean stop when training breaks down
+numerically (see inference/guard.py)."""
 
 import copy
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,8 +12,10 @@ from tqdm.auto import tqdm
 
 from ppgen.data import Dataset, batches
 from ppgen.errors import NonFiniteLossError, PPGenError
+from ppgen.inference.guard import TrainingGuard, check_fit_arguments
 from ppgen.inference.objective import OBJECTIVES
 from ppgen.inference.weight_average import WeightAverage
+from ppgen.seed import set_rng_state
 
 __all__ = ["fit", "FitResult"]
 
@@ -48,6 +50,7 @@ def fit(
     objective_state: dict | None = None,
     generator: torch.Generator | None = None,
     ema_decay: float | None = None,
+    rng_state: dict | None = None,
     **options,
 ) -> FitResult:
     r"""Fits ``model`` to ``data`` with the objective its family names.
@@ -60,6 +63,9 @@ def fit(
         data: the training split.
         on_epoch_end: called as ``on_epoch_end(epoch, row, objective)`` after each epoch (row: the logs).
         start_epoch: the epoch to resume from (with ``objective_state``, the optimizers' saved state).
+        rng_state: the random number generators' state to restore before the first epoch (what
+            :func:`ppgen.seed.get_rng_state` returned at the end of the saved epoch): a resumed fit then
+            draws the same batches and noise as one that never stopped.
         ema_decay: keep an exponential moving average of the weights with this per-step decay and hand
             it to ``on_epoch_end`` and the caller (:class:`~ppgen.inference.weight_average.WeightAverage`);
             default ``fit_defaults.get("ema_decay")``, 0 or None for the last iterate.
@@ -67,10 +73,13 @@ def fit(
             (e.g. ``clip_norm``, ``smoothing``).
 
     Raises:
-        PPGenError: the data do not fit the model.
-        NonFiniteLossError: a loss was NaN or infinite; the model is restored to the last epoch whose
-            losses were all finite (the state ``on_epoch_end`` last saw), and the error says so.
+        PPGenError: the data do not fit the model, or a length, batch size or learning rate is not positive.
+        NonFiniteLossError: training broke down (a NaN or infinite loss, gradient or parameter, an
+            exception from a distribution's NaN parameters, or a diverging loss; see
+            :class:`~ppgen.inference.guard.TrainingGuard`); the model is restored to the last epoch that
+            ended well (the state ``on_epoch_end`` last saw), and the error says so.
     """
+    check_fit_arguments(data, epochs, steps, batch_size, lr, budget_seconds)
     defaults = type(model).fit_defaults
     batch_size = batch_size or defaults.get("batch_size", 128)
     lr = lr if lr is not None else defaults.get("lr", 1e-3)
@@ -82,7 +91,7 @@ def fit(
         )
     if model.conditional and data.y is None and model.spec.num_classes:
         raise PPGenError(f"{model.name} is conditional and needs labels y")
-    model.check_input(data.x[:1000])
+    model.check_input(data.x[:1000].to(model.device))
     objective_name = options.pop("objective", type(model).objective)
     if objective_name not in OBJECTIVES:
         raise PPGenError(f"unknown objective {objective_name!r}; expected one of: {', '.join(OBJECTIVES)}")
@@ -97,6 +106,7 @@ def fit(
     if objective_state:
         objective.load_state_dict(objective_state)
     average = objective.average
+    guard = TrainingGuard(model, watch_divergence=getattr(objective, "watch_divergence", False))
 
     device = model.device
     result = FitResult()
@@ -112,7 +122,19 @@ def fit(
         leave=False,
     )
     epoch = start_epoch
+    if rng_state is not None:
+        set_rng_state(rng_state, generator)
     model.train()
+
+    def stop(reason: str):
+        model.load_state_dict(last_good)
+        result.stopped = (
+            f"{reason} at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
+        )
+        error = NonFiniteLossError(result.stopped)
+        error.model = model
+        return error
+
     try:
         while epochs is None or epoch < epochs:
             rows = []
@@ -121,13 +143,14 @@ def fit(
             for x, y in batches(data, batch_size, shuffle=True, generator=generator):
                 x = x.to(device)
                 y = None if y is None else y.to(device)
-                logs = objective.step(x, y)
-                if not math.isfinite(logs["loss"]):
-                    model.load_state_dict(last_good)
-                    result.stopped = f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
-                    error = NonFiniteLossError(result.stopped)
-                    error.model = model
-                    raise error
+                try:
+                    logs = objective.step(x, y)
+                except (ValueError, RuntimeError) as e:
+                    if (reason := guard.check_exception(e)) is None:
+                        raise
+                    raise stop(reason) from None
+                if (reason := guard.check_step(logs)) is not None:
+                    raise stop(reason)
                 rows.append(logs)
                 if average is not None:
                     average.update()
@@ -137,6 +160,8 @@ def fit(
                     break
             if average is not None:
                 average.swap()
+            if (reason := guard.check_epoch()) is not None:
+                raise stop(reason)
             row = {"epoch": epoch + 1, "steps": result.steps, **_mean_logs(rows), **objective.end_epoch()}
             epoch += 1
             result.epochs = epoch

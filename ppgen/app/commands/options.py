@@ -4,8 +4,9 @@ import argparse
 
 from ppgen import data as ppdata
 from ppgen.errors import PPGenError
+from ppgen.seed import check_seed
 
-__all__ = ["add_data_arguments", "add_run_arguments", "load_split", "parse_config"]
+__all__ = ["add_data_arguments", "add_run_arguments", "load_split", "parse_config", "seed_argument"]
 
 
 def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -22,9 +23,18 @@ def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> Non
     )
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
+def seed_argument(text: str) -> int:
+    r"""argparse type of ``--seed``: an integer in [0, 2**63 - 1]."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, PPGenError):
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63 - 1], got {text!r}") from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser, seed_default: int | None = 0) -> None:
+    r"""--device, --seed, --quiet, --force; ``seed_default`` None lets a command tell an explicit seed."""
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=seed_default, help="default 0")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
@@ -42,9 +52,11 @@ def parse_config(items: list[str] | None) -> dict:
     r"""``["hidden=64", "lr=1e-3", "name=x"]`` -> a dict of ints, floats, bools or strings."""
     config = {}
     for item in items or []:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise PPGenError(f"--config expects key=value, got {item!r}")
         key, value = item.split("=", 1)
+        if key in config:
+            raise PPGenError(f"--config gives {key!r} twice")
         for cast in (int, float):
             try:
                 value = cast(value)
