@@ -5,6 +5,7 @@ categorical values in {0, ..., K-1}, continuous values anywhere. Images are ``(N
 """
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -320,14 +321,18 @@ def _read_array(path) -> tuple:
             return arrays["x"], arrays["y"] if "y" in arrays else None
         if path.suffix == ".csv":
             return np.loadtxt(path, delimiter=",", ndmin=2), None
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
         return (obj["x"], obj.get("y")) if isinstance(obj, dict) else (obj, None)
     except KeyError:
         raise PPGenError(f"{path} must hold an array 'x' (and optionally 'y')") from None
     except Exception as e:  # numpy, zipfile and torch raise many types for a damaged or foreign file
-        first = str(e).splitlines()[0][:120] if str(e) else ""
+        why = str(e).split(". ")[0].splitlines()[0][:100] if str(e) else ""
+        if path.suffix == ".pt" or "pickled" in why:
+            why = "damaged, or holds Python objects, which are not loaded for safety"
         raise PPGenError(
-            f"cannot read data file {path}: {type(e).__name__}{': ' + first if first else ''}; expected a {path.suffix} file of numbers"
+            f"cannot read data file {path} ({type(e).__name__}: {why}); expected a {path.suffix} file of numbers"
         ) from None
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -342,7 +343,9 @@ def load_checkpoint(path: Path, map_location="cpu"):
     if not path.is_file():
         raise PPGenError(f"checkpoint {path} not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for a damaged or foreign file
         raise PPGenError(f"checkpoint {path} is corrupt or unreadable ({type(e).__name__})") from None
     _check_payload(path, payload)

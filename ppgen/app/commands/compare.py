@@ -29,7 +29,11 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models is not None else None
+    if names == []:
+        raise PPGenError(
+            f"--models {args.models!r} names no model; expected e.g. --models independent,mixture"
+        )
     train = load_split(args, "train")
     if names:
         for n in names:

@@ -9,6 +9,7 @@ that ``--resume`` continues exactly where the run stopped (4 epochs and 2 + 2 gi
 import io
 import json
 import shutil
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -102,7 +103,7 @@ def _resume(args, out: Path, device) -> int:
     trainer = payload.get("trainer")
     if not isinstance(trainer, dict) or "objective" not in trainer:
         raise PPGenError(f"--resume: {out / runs.CHECKPOINT} holds no trainer state to continue from")
-    if args.config is not None and not _same(parse_config(args.config), model.config):
+    if args.config and not _same(parse_config(args.config), model.config):
         raise PPGenError(
             f"--resume: the run's model config is {model.config}; --config cannot change it (start a new run with --force)"
         )
@@ -179,9 +180,11 @@ def _train(args, out, device, model, train, test, record, fit_asked, state, seed
         start_epoch=state["epoch"], objective_state=state.get("objective"), rng_state=state.get("rng")
     )
     log = state["log"]
+    start = time.perf_counter()  # as run_job counts train_seconds: the fit with its set-up
 
     def checkpoint(epoch, row, objective):
-        row = {**row, "steps": state["steps"] + row["steps"], "seconds": state["seconds"] + row["seconds"]}
+        seconds = state["seconds"] + time.perf_counter() - start
+        row = {**row, "steps": state["steps"] + row["steps"], "seconds": seconds}
         log.append(row)
         trainer = {
             "epoch": epoch,
