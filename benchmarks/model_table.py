@@ -60,6 +60,7 @@ def train(name: str, data: str, out: Path, extra: list[str]) -> dict:
             else f"exit {done.returncode}",
         }
     metrics = json.loads((run / "metrics.json").read_text())
+    metrics.update(metrics.pop("timings", {}))  # train_seconds and the other timings live under "timings"
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
 

@@ -33,6 +33,7 @@ __all__ = [
     "prepare_run_dir",
     "make_run_dir",
     "clear_outputs",
+    "clear_temporary",
     "atomic_write",
     "write_json",
     "read_json",
@@ -240,10 +241,15 @@ def clear_outputs(path) -> None:
         for name in DERIVED_DIRS:
             if (path / name).is_dir():
                 shutil.rmtree(path / name)
-        for tmp in path.glob(".*.tmp"):  # left by a process killed while writing
-            tmp.unlink(missing_ok=True)
     except OSError as e:
         raise PPGenError(f"cannot clear the old outputs of {path}: {e.strerror or e}") from None
+    clear_temporary(path)
+
+
+def clear_temporary(path) -> None:
+    r"""Removes the temporary files a writer killed mid-write left in ``path`` (call it holding the lock)."""
+    for tmp in Path(path).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 # --- the consistency record --------------------------------------------------------------------------

@@ -4,11 +4,15 @@ Everything that can be checked is checked before anything is written, so a refus
 nothing behind. The run holds the directory's lock from start to end; ``--force`` clears the old
 outputs first; every epoch writes a checkpoint with the optimizers' and random generators' state, so
 that ``--resume`` continues exactly where the run stopped (4 epochs and 2 + 2 give the same weights).
+A resume applies a new ``--batch-size`` and ``--lr`` (every saved learning rate scaled to it) and
+refuses a different ``--config`` or ``--seed``; ``--epochs``/``--steps`` are the run's totals.
 """
 
+import copy
 import io
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -93,6 +97,7 @@ def _fresh(args, out: Path, device) -> int:
 
 
 def _resume(args, out: Path, device) -> int:
+    runs.clear_temporary(out)  # left by a writer that was killed; we hold the lock now
     saved = runs.read_config(out)
     model, payload = runs.load_checkpoint(out / runs.CHECKPOINT, map_location=device)
     runs.check_consistency(out, saved, payload)
@@ -112,10 +117,16 @@ def _resume(args, out: Path, device) -> int:
         raise PPGenError(
             f"--resume: the run was trained with --seed {seed}; drop --seed or pass --seed {seed}"
         )
-    saved_lr = trainer.get("lr")
+    saved_lr, objective_state = trainer.get("lr"), trainer["objective"]
     if args.lr is not None and args.lr != saved_lr:
-        raise PPGenError(
-            f"--resume: the saved optimizer state was trained with lr {saved_lr}; --lr {args.lr} cannot be applied to it (drop --lr, or start a new run with --force)"
+        if not saved_lr:
+            raise PPGenError(
+                f"--resume: {out / runs.CHECKPOINT} does not record its learning rate, so --lr cannot be applied (drop --lr)"
+            )
+        objective_state = _rescale_learning_rates(objective_state, args.lr / saved_lr)
+        print(
+            f"ppgen train: --lr {args.lr} applied to the saved optimizer state (was {saved_lr})",
+            file=sys.stderr,
         )
     saved_fit = saved.get("fit") if isinstance(saved.get("fit"), dict) else {}
     done = {"epoch": int(trainer.get("epoch", 0)), "steps": int(trainer.get("steps", 0))}
@@ -124,7 +135,7 @@ def _resume(args, out: Path, device) -> int:
         "steps": args.steps,
         "budget_seconds": args.budget_seconds,
         "batch_size": args.batch_size or saved_fit.get("batch_size"),
-        "lr": saved_fit.get("lr"),
+        "lr": args.lr if args.lr is not None else saved_fit.get("lr"),
     }
     if args.epochs is None and args.steps is None:
         fit_asked["epochs"], fit_asked["steps"] = saved_fit.get("epochs"), saved_fit.get("steps")
@@ -148,10 +159,26 @@ def _resume(args, out: Path, device) -> int:
         "steps": done["steps"],
         "seconds": float(trainer.get("seconds", 0.0)),
         "log": list(trainer.get("log", [])),
-        "objective": trainer["objective"],
+        "objective": objective_state,
         "rng": trainer.get("rng"),
     }
     return _train(args, out, device, model, train, test, record, fit_asked, state, seed, [True])
+
+
+def _rescale_learning_rates(objective_state: dict, ratio: float) -> dict:
+    r"""The saved optimizers' and schedulers' state with every learning rate multiplied by ``ratio``
+    (a schedule keeps its shape: decays and warm-ups apply to the new rate)."""
+    state = copy.deepcopy(objective_state)
+    for value in state.values():
+        for group in value.get("param_groups", []) if isinstance(value, dict) else []:
+            for key in ("lr", "initial_lr"):
+                if key in group:
+                    group[key] *= ratio
+    for scheduler in state.get("schedulers", {}).values():
+        for key in ("base_lrs", "_last_lr"):
+            if key in scheduler:
+                scheduler[key] = [lr * ratio for lr in scheduler[key]]
+    return state
 
 
 def _record(args, model, fit_asked: dict, seed: int, device) -> dict:
