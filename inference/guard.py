@@ -10,6 +10,7 @@ well and raises :class:`~ppgen.errors.NonFiniteLossError`.
 """
 
 import math
+import re
 import numbers
 
 import torch
@@ -93,7 +94,10 @@ class TrainingGuard:
             return f"non-finite parameter {bad} ({type(error).__name__})"
         message = str(error)
         if any(s in message for s in _PYRO_VALIDATION) and ("nan" in message or "inf" in message):
-            return f"non-finite values inside the model ({message.splitlines()[0][:80]})"
+            what = re.search(r"Expected (parameter \w+|value argument)", message)
+            where = re.search(r"of distribution (\w+)", message)
+            detail = (what.group(1) if what else "a value") + (f" of {where.group(1)}" if where else "")
+            return f"non-finite values inside the model ({detail} failed validation)"
         return None
 
     def check_epoch(self) -> str | None:
