@@ -10,8 +10,8 @@ well and raises :class:`~ppgen.errors.NonFiniteLossError`.
 """
 
 import math
-import re
 import numbers
+import re
 
 import torch
 
@@ -86,7 +86,7 @@ class TrainingGuard:
         return None
 
     def check_exception(self, error: BaseException) -> str | None:
-        r"""What an exception raised by a step means: a numerical breakdown (its description) or not (None)."""
+        r"""What an exception raised by a step means: a numerical breakdown (described) or not (None)."""
         if not isinstance(error, (ValueError, RuntimeError)):
             return None
         bad = _non_finite_parameters(self.model)

@@ -160,9 +160,9 @@ def fit(
                     break
             if average is not None:
                 average.swap()
-            if (reason := guard.check_epoch()) is not None:
-                raise stop(reason)
             row = {"epoch": epoch + 1, "steps": result.steps, **_mean_logs(rows), **objective.end_epoch()}
+            if (reason := guard.check_epoch()) is not None:  # after end_epoch, which may set parameters
+                raise stop(reason)
             epoch += 1
             result.epochs = epoch
             row["seconds"] = time.perf_counter() - start

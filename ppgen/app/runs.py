@@ -154,7 +154,8 @@ class RunLock:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
                 os.close(fd)
                 raise PPGenError(
-                    f"run directory {self.path.parent} is in use by process {holder} (another ppgen train); wait for it to finish"
+                    f"run directory {self.path.parent} is in use by process {holder} (another ppgen train); "
+                    "wait for it to finish"
                 ) from None
             try:  # the file may have been released and removed between open and flock: retry on the new one
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
@@ -280,7 +281,7 @@ def read_config(run_dir) -> dict:
 
 
 def save_checkpoint(path: Path, model, trainer: dict | None = None) -> None:
-    r"""Saves ``model.pt``: state_dict, model name, config and their hash, data spec, trainer state, version."""
+    r"""Saves ``model.pt``: state_dict, model name, config and its hash, data spec, trainer state, version."""
     spec = model.spec.to_dict()
     payload = {
         "format_version": FORMAT_VERSION,
@@ -374,19 +375,22 @@ def check_consistency(run_dir, config: dict, payload: dict) -> None:
     run_dir = Path(run_dir)
     if config["model"] != payload["model"]:
         raise PPGenError(
-            f"{run_dir} is inconsistent: config.json is for {config['model']} but model.pt holds {payload['model']}; retrain with --force"
+            f"{run_dir} is inconsistent: config.json is for {config['model']} "
+            f"but model.pt holds {payload['model']}; retrain with --force"
         )
     saved = config_hash(payload["model"], payload["config"], payload["spec"])
     asked = config.get("config_hash")
     if asked is not None and asked != saved:
         raise PPGenError(
-            f"{run_dir} is inconsistent: config.json and model.pt have different model configs (hash {asked} vs {saved}); retrain with --force"
+            f"{run_dir} is inconsistent: config.json and model.pt have different model configs "
+            f"(hash {asked} vs {saved}); retrain with --force"
         )
     if asked is None and json.loads(json.dumps(config["config"], default=_jsonable)) != json.loads(
         json.dumps(payload["config"], default=_jsonable)
     ):
         raise PPGenError(
-            f"{run_dir} is inconsistent: config.json has config {config['config']} but model.pt {payload['config']}"
+            f"{run_dir} is inconsistent: config.json has config {config['config']} "
+            f"but model.pt {payload['config']}"
         )
     metrics_path = run_dir / METRICS
     if metrics_path.is_file():

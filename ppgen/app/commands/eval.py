@@ -24,6 +24,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    if args.num_samples < 1:
+        raise PPGenError(f"--num-samples must be a positive integer, got {args.num_samples}")
     model, config = runs.load_run(args.run_dir, map_location=resolve_device(args.device))
     if args.data is None:
         args.data, args.data_root, args.kind = (

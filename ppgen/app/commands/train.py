@@ -64,6 +64,8 @@ def _same(a, b) -> bool:
 def run(args) -> int:
     get(args.model)  # unknown names fail before anything else
     _check_positive(args)
+    if args.force and args.resume:
+        raise PPGenError("--force starts the run afresh and --resume continues it; pass one of them")
     out = runs.prepare_run_dir(Path(args.out), force=args.force, resume=args.resume)
     device = resolve_device(args.device)
     if args.resume:
@@ -110,7 +112,8 @@ def _resume(args, out: Path, device) -> int:
         raise PPGenError(f"--resume: {out / runs.CHECKPOINT} holds no trainer state to continue from")
     if args.config and not _same(parse_config(args.config), model.config):
         raise PPGenError(
-            f"--resume: the run's model config is {model.config}; --config cannot change it (start a new run with --force)"
+            f"--resume: the run's model config is {model.config};"
+            f" --config cannot change it (start a new run with --force)"
         )
     seed = saved.get("seed", 0)
     if args.seed is not None and args.seed != seed:
@@ -121,7 +124,8 @@ def _resume(args, out: Path, device) -> int:
     if args.lr is not None and args.lr != saved_lr:
         if not saved_lr:
             raise PPGenError(
-                f"--resume: {out / runs.CHECKPOINT} does not record its learning rate, so --lr cannot be applied (drop --lr)"
+                f"--resume: {out / runs.CHECKPOINT} does not record its learning rate, "
+                "so --lr cannot be applied (drop --lr)"
             )
         objective_state = _rescale_learning_rates(objective_state, args.lr / saved_lr)
         print(
@@ -143,11 +147,13 @@ def _resume(args, out: Path, device) -> int:
             fit_asked["epochs"] = type(model).fit_defaults.get("epochs", 50)
     if fit_asked["epochs"] is not None and fit_asked["epochs"] <= done["epoch"]:
         raise PPGenError(
-            f"--resume: {out} already has {done['epoch']} epochs; --epochs {fit_asked['epochs']} would train nothing (ask for more)"
+            f"--resume: {out} already has {done['epoch']} epochs;"
+            f" --epochs {fit_asked['epochs']} would train nothing (ask for more)"
         )
     if fit_asked["steps"] is not None and fit_asked["steps"] <= done["steps"]:
         raise PPGenError(
-            f"--resume: {out} already has {done['steps']} steps; --steps {fit_asked['steps']} would train nothing (ask for more)"
+            f"--resume: {out} already has {done['steps']} steps;"
+            f" --steps {fit_asked['steps']} would train nothing (ask for more)"
         )
     args.data_root = args.data_root or saved.get("data_root")
     args.kind = args.kind or saved.get("kind")
