@@ -151,7 +151,7 @@ def test_sigkill_while_writing_checkpoints_leaves_a_loadable_run(files, tmp_path
 @pytest.mark.slow
 def test_sigkill_storm(files, tmp_path):
     rng = random.Random(0)
-    for i in range(12):
+    for i in range(6):
         run = tmp_path / f"r{i}"
         _kill_at_random(files, run, delay=rng.uniform(0, 1.5), seed=i)
         _loads_or_is_refused_cleanly(run)
