@@ -83,8 +83,8 @@ def _fresh(args, out: Path, device) -> int:
     fit_asked = {k: getattr(args, k) for k in FIT_KEYS}
     created = runs.make_run_dir(out)
     wrote = []
-    try:
-        with runs.RunLock(out):
+    with runs.RunLock(out):  # refused: another writer holds it, and the folder is its own
+        try:
             runs.prepare_run_dir(out, force=args.force)  # again under the lock: another run may have written
             if args.force:
                 runs.clear_outputs(out)
@@ -92,10 +92,10 @@ def _fresh(args, out: Path, device) -> int:
             runs.write_json(out / runs.CONFIG, record)
             state = {"epoch": 0, "steps": 0, "seconds": 0.0, "log": []}
             return _train(args, out, device, model, train, test, record, fit_asked, state, seed, wrote)
-    except BaseException as e:
-        if created and not wrote and not isinstance(e, NonFiniteLossError):
-            shutil.rmtree(out, ignore_errors=True)  # a refused or failed train leaves nothing behind
-        raise
+        except BaseException as e:
+            if created and not wrote and not isinstance(e, NonFiniteLossError):
+                shutil.rmtree(out, ignore_errors=True)  # a refused or failed train leaves nothing behind
+            raise
 
 
 def _resume(args, out: Path, device) -> int:
