@@ -136,16 +136,14 @@ class GenerativeModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def check_input(self, x: Tensor) -> Tensor:
-        r"""Validates x at the boundary: a floating-point tensor on the model's device, shaped
-        (B, *event_shape) with B >= 1, finite, inside the data kind's support."""
+        r"""Validates x at the boundary: a tensor on the model's device, shaped (B, *event_shape) with
+        B >= 1, finite, inside the data kind's support; returns it as floating point."""
         shape = tuple(self.spec.event_shape)
         if not isinstance(x, Tensor) or x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise PPGenError(f"{self.name}: expected x of shape (B, {', '.join(map(str, shape))}), got {got}")
-        if not x.is_floating_point():
-            raise PPGenError(
-                f"{self.name}: expected a floating-point tensor x, got {x.dtype}; pass x.float()"
-            )
+        if not x.is_floating_point():  # integer or bool data: the values count, as float32
+            x = x.float()
         if x.shape[0] == 0:
             raise PPGenError(f"{self.name}: x is an empty batch; expected at least one example")
         if x.device != self.device:

@@ -347,10 +347,7 @@ def _api_cases():
             "expected a Dataset or DataSpec",
         ),
         "create with a bad option": (lambda d: pp.create("mixture", d, colours=3), "bad config for mixture"),
-        "log_prob of ints": (
-            lambda d: model(d).log_prob(torch.zeros(3, 2, dtype=torch.long)),
-            "floating-point",
-        ),
+        "log_prob of strings": (lambda d: model(d).log_prob("x"), "expected x of shape"),
         "log_prob of an empty batch": (lambda d: model(d).log_prob(torch.zeros(0, 2)), "empty batch"),
         "log_prob on another device": (
             lambda d: model(d).log_prob(torch.zeros(3, 2, device="meta")),

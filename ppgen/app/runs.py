@@ -321,7 +321,7 @@ def _check_payload(path: Path, payload) -> None:
     bad = [
         k
         for k, v in payload["state_dict"].items()
-        if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+        if isinstance(v, torch.Tensor) and v.is_floating_point() and (v.isnan().any() or v.isposinf().any())
     ]
     if bad:
         raise PPGenError(f"checkpoint {path} holds NaN or infinite weights (in {bad[0]}); retrain the model")
