@@ -149,6 +149,24 @@ class AdversarialObjective(Objective):
         self.real_memory: list[Tensor] = []
         self._last_g = {}
 
+    def state_dict(self) -> dict:
+        r"""The optimizers' state and the game's counters, so that a resumed fit plays the same moves."""
+        state = super().state_dict()
+        state["game"] = {
+            "calls": self.calls,
+            "epochs": self.epochs,
+            "best_coverage": self.best_coverage,
+            "last_g": dict(self._last_g),
+        }
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "game" in state:
+            game = state["game"]
+            self.calls, self.epochs = game["calls"], game["epochs"]
+            self.best_coverage, self._last_g = game["best_coverage"], dict(game["last_g"])
+
     def _fake(self, x: Tensor, y: Tensor | None) -> Tensor:
         return self.model.model(x, y if self.model.conditional else None)  # the Pyro program's x
 

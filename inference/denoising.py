@@ -57,6 +57,7 @@ class DenoisingObjective(Objective):
         "lr_decay": 0.5 ** (1.0 / 4000),
     }
     lr_decay_every = "step"
+    watch_divergence = True
 
     def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)

@@ -23,6 +23,7 @@ class ELBOObjective(Objective):
     """
 
     defaults = {**Objective.defaults, "weight_decay": 0.0, "clip_norm": None}
+    watch_divergence = True
 
     def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)

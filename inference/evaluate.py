@@ -6,6 +6,7 @@ import time
 import torch
 
 from ppgen.data import Dataset
+from ppgen.errors import PPGenError
 from ppgen.metrics import bits_per_dim, image_sample_quality, mode_coverage
 
 __all__ = ["evaluate", "test_log_prob", "time_sampling", "sampling_cost"]
@@ -77,6 +78,8 @@ def evaluate(
         n_image_samples: samples drawn for the image sample-quality metrics (FD-digits, precision,
             recall, MMD against the test set); 0 skips them.
     """
+    if len(data) == 0:
+        raise PPGenError(f"the test data {data.name!r} hold no examples; expected at least one")
     lp, kind = test_log_prob(model, data, num_samples=num_samples)
     nll = None if lp is None else float(-lp.mean())
     metrics = {

@@ -67,6 +67,9 @@ class Objective:
     in :meth:`end_epoch`; "step": where the subclass calls ``self.advance_lr("step")``) every
     optimizer's rate becomes lr_0 max(lr_decay^k, min_lr_fraction), k the number of epochs (steps) done.
 
+    ``watch_divergence`` (class variable) says that the loss is likelihood-like, so that a loss far above
+    the best seen means divergence (see inference/guard.py); adversarial and contrastive losses are not.
+
     Options:
         lr_decay: the factor per epoch (or step) of the learning rate (default 1: constant).
         min_lr_fraction: the floor of the schedule, as a fraction of the initial rate (default 0).
@@ -79,6 +82,7 @@ class Objective:
 
     defaults: ClassVar[dict] = {"lr_decay": 1.0, "min_lr_fraction": 0.0}
     lr_decay_every: ClassVar[str] = "epoch"
+    watch_divergence: ClassVar[bool] = False
 
     def __init__(self, model, lr: float, **options):
         self.model = model

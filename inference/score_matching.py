@@ -63,6 +63,7 @@ class DenoisingScoreMatching(Objective):
     """
 
     defaults = {**Objective.defaults, "clip_norm": 1.0, "weight_decay": 0.0}
+    watch_divergence = True
 
     def __init__(self, model, lr: float, **options):
         super().__init__(model, lr, **options)

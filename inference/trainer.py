@@ -1,8 +1,8 @@
 """The one training loop: epochs of mini-batches through a family's objective, with a time budget,
-a progress bar, a callback per epoch (checkpoints) and a clean stop on a non-finite loss."""
+a progress bar, a callback per epoch (checkpoints) and a clean stop when training breaks down
+numerically (see inference/guard.py)."""
 
 import copy
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -12,8 +12,10 @@ from tqdm.auto import tqdm
 
 from ppgen.data import Dataset, batches
 from ppgen.errors import NonFiniteLossError, PPGenError
+from ppgen.inference.guard import TrainingGuard, check_fit_arguments
 from ppgen.inference.objective import OBJECTIVES, resolve_options
 from ppgen.inference.weight_average import WeightAverage
+from ppgen.seed import set_rng_state
 
 __all__ = ["fit", "FitResult", "FIT_DEFAULTS"]
 
@@ -38,27 +40,6 @@ def _mean_logs(rows: list[dict]) -> dict:
     return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in sorted(keys)}
 
 
-def check_fit_arguments(**values) -> None:
-    r"""Refuses non-positive ``epochs``, ``steps``, ``batch_size``, ``lr``, ``budget_seconds`` (None: unset).
-
-    Unknown options are refused where options are merged (:func:`~ppgen.inference.objective.resolve_options`).
-
-    Raises:
-        PPGenError: naming the option and what was expected.
-    """
-    for key, value in values.items():
-        if value is None:
-            continue
-        integer = key in ("epochs", "steps", "batch_size")
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int if integer else (int, float))
-            or not value > 0
-        ):
-            kind = "a positive integer" if integer else "a positive number"
-            raise PPGenError(f"fit: {key} must be {kind}, got {value!r}")
-
-
 def fit(
     model,
     data: Dataset,
@@ -74,6 +55,7 @@ def fit(
     generator: torch.Generator | None = None,
     ema_decay: float | None = None,
     clock=None,
+    rng_state: dict | None = None,
     **options,
 ) -> FitResult:
     r"""Fits ``model`` to ``data`` with the objective its family names.
@@ -87,6 +69,9 @@ def fit(
         data: the training split.
         on_epoch_end: called as ``on_epoch_end(epoch, row, objective)`` after each epoch (row: the logs).
         start_epoch: the epoch to resume from (with ``objective_state``, the optimizers' saved state).
+        rng_state: the random number generators' state to restore before the first epoch (what
+            :func:`ppgen.seed.get_rng_state` returned at the end of the saved epoch): a resumed fit then
+            draws the same batches and noise as one that never stopped.
         ema_decay: keep an exponential moving average of the weights with this per-step decay and hand
             it to ``on_epoch_end`` and the caller (:class:`~ppgen.inference.weight_average.WeightAverage`);
             default ``fit_defaults.get("ema_decay")``, 0 or None for the last iterate.
@@ -97,13 +82,14 @@ def fit(
             :func:`~ppgen.inference.objective.resolve_options`.
 
     Raises:
-        PPGenError: the data do not fit the model, or an option is unknown (the error lists the valid ones).
-        NonFiniteLossError: a loss was NaN or infinite; the model is restored to the last epoch whose
-            losses were all finite (the state ``on_epoch_end`` last saw), and the error says so.
+        PPGenError: the data do not fit the model, an option is unknown (the error lists the valid ones),
+            or a length, batch size or learning rate is not positive.
+        NonFiniteLossError: training broke down (a NaN or infinite loss, gradient or parameter, an
+            exception from a distribution's NaN parameters, or a diverging loss; see
+            :class:`~ppgen.inference.guard.TrainingGuard`); the model is restored to the last epoch that
+            ended well (the state ``on_epoch_end`` last saw), and the error says so.
     """
-    check_fit_arguments(
-        epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, budget_seconds=budget_seconds
-    )
+    check_fit_arguments(data, epochs, steps, batch_size, lr, budget_seconds)
     if model.spec is None:  # a user's program built without data is sized by the first data it is fit to
         model.bind(data)
     settings = resolve_options(
@@ -125,6 +111,7 @@ def fit(
     if objective_state:
         objective.load_state_dict(objective_state)
     average = objective.average
+    guard = TrainingGuard(model, watch_divergence=getattr(objective, "watch_divergence", False))
 
     device = model.device
     result = FitResult()
@@ -141,7 +128,19 @@ def fit(
         leave=False,
     )
     epoch = start_epoch
+    if rng_state is not None:
+        set_rng_state(rng_state, generator)
     model.train()
+
+    def stop(reason: str):
+        model.load_state_dict(last_good)
+        result.stopped = (
+            f"{reason} at epoch {epoch + 1}, step {result.steps + 1}; restored the model of epoch {epoch}"
+        )
+        error = NonFiniteLossError(result.stopped)
+        error.model = model
+        return error
+
     try:
         while epochs is None or epoch < epochs:
             rows = []
@@ -150,16 +149,14 @@ def fit(
             for x, y in batches(data, batch_size, shuffle=True, generator=generator):
                 x = x.to(device)
                 y = None if y is None else y.to(device)
-                logs = objective.step(x, y)
-                if not math.isfinite(logs["loss"]):
-                    model.load_state_dict(last_good)
-                    result.stopped = (
-                        f"non-finite loss at epoch {epoch + 1}, step {result.steps + 1}; "
-                        f"restored the model of epoch {epoch}"
-                    )
-                    error = NonFiniteLossError(result.stopped)
-                    error.model = model
-                    raise error
+                try:
+                    logs = objective.step(x, y)
+                except (ValueError, RuntimeError) as e:
+                    if (reason := guard.check_exception(e)) is None:
+                        raise
+                    raise stop(reason) from None
+                if (reason := guard.check_step(logs)) is not None:
+                    raise stop(reason)
                 rows.append(logs)
                 if average is not None:
                     average.update()
@@ -170,6 +167,8 @@ def fit(
             if average is not None:
                 average.swap()
             row = {"epoch": epoch + 1, "steps": result.steps, **_mean_logs(rows), **objective.end_epoch()}
+            if (reason := guard.check_epoch()) is not None:  # after end_epoch, which may set parameters
+                raise stop(reason)
             epoch += 1
             result.epochs = epoch
             row["seconds"] = clock() - start

@@ -8,6 +8,7 @@ from pyro.infer import TraceEnum_ELBO, config_enumerate
 from torch import nn
 
 from ppgen.base import GenerativeModel, register
+from ppgen.errors import PPGenError
 from ppgen.graph.dag import variable_names
 from ppgen.likelihoods import factorized, factorized_params_shape
 
@@ -37,6 +38,8 @@ class Mixture(GenerativeModel):
 
     def __init__(self, spec, components: int = 24, init_scale: float = 0.5):
         super().__init__(spec)
+        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+            raise PPGenError(f"mixture: components must be a positive integer, got {components!r}")
         self.components = components
         self.weight_logits = nn.Parameter(torch.zeros(components))
         self.params = nn.Parameter(init_scale * torch.randn(components, *factorized_params_shape(spec)))

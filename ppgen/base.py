@@ -1,7 +1,9 @@
 """The model protocol every ppgen model follows, and the registry that names them."""
 
+import functools
 import importlib
 import inspect
+import numbers
 from typing import ClassVar
 
 import networkx as nx
@@ -17,6 +19,8 @@ __all__ = ["GenerativeModel", "register", "create", "get", "model_names", "REGIS
 FAMILIES = ("graphical", "autoregressive", "flow", "latent-variable", "diffusion", "energy", "adversarial")
 DENSITIES = ("exact", "lower-bound", "unnormalized", "implicit")
 REGISTRY: dict[str, type] = {}
+# what a constructor raises for options it cannot build from (shown as "bad config" in one line)
+CONFIG_ERRORS = (TypeError, ValueError, RuntimeError, AssertionError, IndexError, KeyError, ZeroDivisionError)
 
 
 class GenerativeModel(nn.Module):
@@ -65,6 +69,11 @@ class GenerativeModel(nn.Module):
             if preset is None
             else {"config": dict(preset.get("config", {})), "fit": dict(preset.get("fit", {}))}
         )
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "sample" in cls.__dict__:  # every model's sample(n, ...) checks n at the boundary
+            cls.sample = _checked_sample(cls.__dict__["sample"])
 
     def __init__(self, spec: DataSpec):
         super().__init__()
@@ -149,11 +158,20 @@ class GenerativeModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def check_input(self, x: Tensor) -> Tensor:
-        r"""Validates x at the boundary: shape (B, *event_shape), finite, inside the data kind's support."""
+        r"""Validates x at the boundary: a tensor on the model's device, shaped (B, *event_shape) with
+        B >= 1, finite, inside the data kind's support; returns it as floating point."""
         shape = tuple(self.spec.event_shape)
         if not isinstance(x, Tensor) or x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise PPGenError(f"{self.name}: expected x of shape (B, {', '.join(map(str, shape))}), got {got}")
+        if not x.is_floating_point():  # integer or bool data: the values count, as float32
+            x = x.float()
+        if x.shape[0] == 0:
+            raise PPGenError(f"{self.name}: x is an empty batch; expected at least one example")
+        if x.device != self.device:
+            raise PPGenError(
+                f"{self.name}: x is on {x.device} but the model is on {self.device}; pass x.to(model.device)"
+            )
         if not torch.isfinite(x).all():
             raise PPGenError(f"{self.name}: x contains NaN or infinite values")
         k = self.spec.num_categories
@@ -214,6 +232,16 @@ class GenerativeModel(nn.Module):
         return trace.log_prob_sum()
 
 
+def _checked_sample(sample):
+    @functools.wraps(sample)
+    def checked(self, n, *args, **kwargs):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise PPGenError(f"{self.name}.sample: n must be a positive integer, got {n!r}")
+        return sample(self, int(n), *args, **kwargs)
+
+    return checked
+
+
 def register(cls: type) -> type:
     r"""Class decorator: adds a :class:`GenerativeModel` subclass to the registry under ``cls.name``."""
     if cls.family not in FAMILIES or cls.density not in DENSITIES:
@@ -261,14 +289,27 @@ def create(name: str, data: Dataset | DataSpec, **config) -> GenerativeModel:
         data: a :class:`~ppgen.data.Dataset` or its :class:`~ppgen.data.DataSpec`.
         config: keyword arguments of the model's constructor, overriding its defaults.
     """
+    if not isinstance(name, str):
+        raise PPGenError(
+            f"the model name must be a string (see ppgen.model_names()), got {type(name).__name__}"
+        )
     cls = get(name)
+    if not isinstance(data, (Dataset, DataSpec)):
+        hint = f"; load it with ppgen.data.load({data!r})" if isinstance(data, str) else ""
+        raise PPGenError(
+            f"create({name!r}, data): expected a Dataset or DataSpec, got {type(data).__name__}{hint}"
+        )
     spec = data.spec if isinstance(data, Dataset) else data
     if (reason := supports(cls, spec)) is not None:
         raise PPGenError(reason)
+    _check_config(cls, config)
     try:
         model = cls(spec, **config)
-    except TypeError as e:
-        raise PPGenError(f"bad config for {name}: {_config_culprits(cls, config)}{e}") from None
+    except PPGenError:
+        raise
+    except CONFIG_ERRORS as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise PPGenError(f"bad config for {name}: {_config_culprits(cls, config)}{message}") from None
     model.config = dict(config)
     return model
 
@@ -293,3 +334,17 @@ def _config_culprits(cls: type, config: dict) -> str:
         )
     ]
     return "; ".join(bad) + ": " if bad else ""
+
+
+def _check_config(cls: type, config: dict) -> None:
+    r"""Refuses options whose default is a positive integer (a size or a count) given as a negative
+    number, a fraction or a string; the constructor checks the rest."""
+    for key, value in config.items():
+        default = inspect.signature(cls.__init__).parameters.get(key)
+        default = None if default is None else default.default
+        if isinstance(default, bool) or not isinstance(default, int) or default < 1:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PPGenError(
+                f"bad config for {cls.name}: {key} must be a non-negative integer, got {value!r}"
+            )

@@ -5,6 +5,7 @@ categorical values in {0, ..., K-1}, continuous values anywhere. Images are ``(N
 """
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -257,16 +258,34 @@ def load(name: str, split: str = "train", root=None, n: int | None = None) -> Da
     return _mnist(name, split, root)
 
 
+def _as_real_tensor(value, what: str) -> Tensor:
+    r"""``value`` (array, tensor, nested lists) as a real-valued tensor, or a PPGenError saying why not."""
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+        kind = {"c": "complex numbers", "U": "strings", "S": "bytes", "O": "Python objects"}.get(
+            value.dtype.kind, f"dtype {value.dtype}"
+        )
+        raise PPGenError(f"{what} holds {kind}; expected real numbers")
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise PPGenError(f"{what} is not an array of numbers ({str(e).splitlines()[0][:80]})") from None
+    if t.is_complex():
+        raise PPGenError(f"{what} holds complex numbers; expected real numbers")
+    return t
+
+
 def from_tensor(x, kind: str, y=None, name: str = "tensor", missing: bool = False) -> Dataset:
     r"""Validates a user's own tensors and wraps them as a :class:`Dataset`.
 
     Arguments:
-        x: examples, (N, *event_shape) with N >= 1 and at least one event dimension.
+        x: examples, (N, *event_shape) with N >= 1 and at least one event dimension; real numbers.
         kind: "binary" (values in {0, 1}), "categorical:K" (integers in [0, K)) or "continuous".
         y: optional integer labels, (N,), non-negative.
         missing: accept NaN as a missing entry (see ``ppgen.inference.tasks.missing``; most models refuse it).
     """
-    x = torch.as_tensor(x)
+    if not isinstance(kind, str):
+        raise PPGenError(f"kind must be 'binary', 'categorical:K' or 'continuous', got {kind!r}")
+    x = _as_real_tensor(x, "x")
     if x.ndim < 2 or x.shape[0] == 0:
         raise PPGenError(f"x must have shape (N, *event_shape) with N >= 1; got {tuple(x.shape)}")
     x = x.float()
@@ -290,7 +309,7 @@ def from_tensor(x, kind: str, y=None, name: str = "tensor", missing: bool = Fals
         raise PPGenError(f"unknown kind {kind!r}; expected 'binary', 'categorical:K' or 'continuous'")
     num_classes = None
     if y is not None:
-        y = torch.as_tensor(y)
+        y = _as_real_tensor(y, "y (the labels)")
         if y.shape != (x.shape[0],) or y.is_floating_point() and not (y == y.round()).all() or (y < 0).any():
             raise PPGenError(
                 f"y must be non-negative integer labels of shape ({x.shape[0]},); got {tuple(y.shape)}"
@@ -314,12 +333,20 @@ def _read_array(path) -> tuple:
             return arrays["x"], arrays["y"] if "y" in arrays else None
         if path.suffix == ".csv":
             return np.loadtxt(path, delimiter=",", ndmin=2), None
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
         return (obj["x"], obj.get("y")) if isinstance(obj, dict) else (obj, None)
     except KeyError:
         raise PPGenError(f"{path} must hold an array 'x' (and optionally 'y')") from None
-    except (ValueError, OSError, RuntimeError) as e:
-        raise PPGenError(f"cannot read data file {path}: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # numpy, zipfile and torch raise many types for a damaged or foreign file
+        why = str(e).split(". ")[0].splitlines()[0][:100] if str(e) else ""
+        if path.suffix == ".pt" or "pickled" in why:
+            why = "damaged, or holds Python objects, which are not loaded for safety"
+        raise PPGenError(
+            f"cannot read data file {path} ({type(e).__name__}: {why}); "
+            f"expected a {path.suffix} file of numbers"
+        ) from None
 
 
 def load_file(path, split: str = "train", kind: str | None = None) -> Dataset:
@@ -331,7 +358,7 @@ def load_file(path, split: str = "train", kind: str | None = None) -> Dataset:
         kind: the data kind; by default "binary" if every value is 0 or 1, else "continuous".
     """
     x, y = _read_array(path)
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    x = _as_real_tensor(x, f"data file {path}").float()
     if kind is None:
         kind = "binary" if bool(((x == 0) | (x == 1)).all()) else "continuous"
     data = from_tensor(x, kind, y, name=str(path))

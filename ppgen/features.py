@@ -119,14 +119,22 @@ def classifier(name: str, spec: DataSpec, root=None) -> DigitClassifier:
     path = cache_dir() / f"classifier-{name}-v{FORMAT_VERSION}.pt"
     net = DigitClassifier(spec)
     if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format_version") != FORMAT_VERSION or tuple(state["event_shape"]) != tuple(
-            spec.event_shape
-        ):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            matches = state.get("format_version") == FORMAT_VERSION and tuple(state["event_shape"]) == tuple(
+                spec.event_shape
+            )
+            if matches:
+                net.load_state_dict(state["state_dict"])
+        except Exception as e:  # a damaged or foreign file: torch, pickle and dict access raise many types
+            raise PPGenError(
+                f"cached classifier {path} is corrupt or unreadable ({type(e).__name__}); "
+                "delete it to retrain"
+            ) from None
+        if not matches:
             raise PPGenError(
                 f"cached classifier {path} does not match {name} {spec.event_shape}; delete it to retrain"
             )
-        net.load_state_dict(state["state_dict"])
         net.eval()
     else:
         train, test = load(name, "train", root=root), load(name, "test", root=root)

@@ -10,10 +10,19 @@ from ppgen.errors import NonFiniteLossError, PPGenError
 __all__ = ["main", "build_parser"]
 
 
+class UsageError(Exception):
+    r"""A command line that argparse cannot parse (its message, without the usage text)."""
+
+
+class Parser(argparse.ArgumentParser):
+    r"""An ArgumentParser whose errors are one line (raised as :class:`UsageError`), not usage and exit."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ppgen", description="Probabilistic programming for deep generative models."
-    )
+    parser = Parser(prog="ppgen", description="Probabilistic programming for deep generative models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"ppgen.app.commands.{name}")
@@ -24,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as e:
+        print(f"{e} (see ppgen -h)", file=sys.stderr)
+        return 2
     try:
         return args.run(args) or 0
     except PPGenError as e:

@@ -64,7 +64,11 @@ def _demo_models(data) -> list[str]:
 
 
 def run(args) -> int:
-    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models is not None else None
+    if names == []:
+        raise PPGenError(
+            f"--models {args.models!r} names no model; expected e.g. --models independent,mixture"
+        )
     seeds = _seeds(args.seeds, args.seed)
     jobs = default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:

@@ -3,8 +3,9 @@
 import json
 
 from ppgen.app import runs
-from ppgen.app.commands.options import load_split
+from ppgen.app.commands.options import load_split, seed_argument
 from ppgen.app.job import resolve_device
+from ppgen.errors import PPGenError
 from ppgen.inference import evaluate
 from ppgen.seed import seed_everything
 
@@ -18,11 +19,13 @@ def add_arguments(p):
     p.add_argument("--kind", default=None)
     p.add_argument("--num-samples", type=int, default=1000, help="K of importance-sampled estimates")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
 def run(args) -> int:
+    if args.num_samples < 1:
+        raise PPGenError(f"--num-samples must be a positive integer, got {args.num_samples}")
     model, config = runs.load_run(args.run_dir, map_location=resolve_device(args.device))
     if args.data is None:
         args.data, args.data_root, args.kind = (

@@ -5,8 +5,9 @@ import json
 
 from ppgen import data as ppdata
 from ppgen.errors import PPGenError
+from ppgen.seed import check_seed
 
-__all__ = ["add_data_arguments", "add_run_arguments", "load_split", "parse_config"]
+__all__ = ["add_data_arguments", "add_run_arguments", "load_split", "parse_config", "seed_argument"]
 
 
 def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -23,9 +24,18 @@ def add_data_arguments(p: argparse.ArgumentParser, required: bool = True) -> Non
     )
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
+def seed_argument(text: str) -> int:
+    r"""argparse type of ``--seed``: an integer in [0, 2**63 - 1]."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, PPGenError):
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63 - 1], got {text!r}") from None
+
+
+def add_run_arguments(p: argparse.ArgumentParser, seed_default: int | None = 0) -> None:
+    r"""--device, --seed, --quiet, --force; ``seed_default`` None lets a command tell an explicit seed."""
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=seed_default, help="default 0")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
@@ -45,11 +55,13 @@ def parse_config(items: list[str] | None) -> dict:
     case are booleans and None)."""
     config = {}
     for item in items or []:
-        if "=" not in item:
+        if "=" not in item or not item.split("=", 1)[0].strip():
             raise PPGenError(f"--config expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         if not key.isidentifier():
             raise PPGenError(f"--config: {key!r} is not an option name (key=value, e.g. hidden=[64,64])")
+        if key in config:
+            raise PPGenError(f"--config gives {key!r} twice")
         try:
             value = json.loads(value)
         except json.JSONDecodeError:

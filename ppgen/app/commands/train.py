@@ -1,5 +1,19 @@
-"""`ppgen train MODEL --data DATA --out RUN_DIR`: fit, evaluate and write a run directory."""
+"""`ppgen train MODEL --data DATA --out RUN_DIR`: fit, evaluate and write a run directory.
 
+Everything that can be checked is checked before anything is written, so a refused train leaves
+nothing behind. The run holds the directory's lock from start to end; ``--force`` clears the old
+outputs first; every epoch writes a checkpoint with the optimizers' and random generators' state, so
+that ``--resume`` continues exactly where the run stopped (4 epochs and 2 + 2 give the same weights).
+A resume applies a new ``--batch-size`` and ``--lr`` (every saved learning rate scaled to it) and
+refuses a different ``--config`` or ``--seed``; ``--epochs``/``--steps`` are the run's totals.
+"""
+
+import copy
+import io
+import json
+import shutil
+import sys
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,9 +24,10 @@ from ppgen.app.job import resolve_device, run_job
 from ppgen.app.plots import sample_figure
 from ppgen.app.specs import build_model, canonical, lookup
 from ppgen.errors import NonFiniteLossError, PPGenError
-from ppgen.seed import seed_everything
+from ppgen.seed import get_rng_state, seed_everything
 
 HELP = "train a model, evaluate it on the test split and write a run directory"
+FIT_KEYS = ("epochs", "steps", "budget_seconds", "batch_size", "lr")
 
 
 def add_arguments(p):
@@ -21,8 +36,8 @@ def add_arguments(p):
     )
     add_data_arguments(p)
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=int, default=None)
-    length.add_argument("--steps", type=int, default=None)
+    length.add_argument("--epochs", type=int, default=None, help="with --resume: the total number of epochs")
+    length.add_argument("--steps", type=int, default=None, help="with --resume: the total number of steps")
     p.add_argument("--budget-seconds", type=float, default=None, help="stop training after this many seconds")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -30,7 +45,7 @@ def add_arguments(p):
     p.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="model options, e.g. hidden=256")
     p.add_argument("--out", required=True, help="the run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out up to --epochs")
-    add_run_arguments(p)
+    add_run_arguments(p, seed_default=None)
 
 
 def _check_positive(args):
@@ -40,74 +55,184 @@ def _check_positive(args):
             raise PPGenError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     for name in ("lr", "budget_seconds"):
         value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise PPGenError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if value is not None and not 0 < value < float("inf"):
+            raise PPGenError(f"--{name.replace('_', '-')} must be a positive finite number, got {value}")
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def run(args) -> int:
     lookup(args.model)  # unknown names and programs that do not load fail before anything else
     _check_positive(args)
+    if args.force and args.resume:
+        raise PPGenError("--force starts the run afresh and --resume continues it; pass one of them")
     out = runs.prepare_run_dir(Path(args.out), force=args.force, resume=args.resume)
     device = resolve_device(args.device)
+    if args.resume:
+        with runs.RunLock(out):
+            return _resume(args, out, device)
+    return _fresh(args, out, device)
+
+
+def _fresh(args, out: Path, device) -> int:
+    seed = 0 if args.seed is None else args.seed
     train, test = load_split(args, "train"), load_split(args, "test")
     config = parse_config(args.config)
+    seed_everything(seed)
+    model = build_model(args.model, train, config)  # a bad --config fails here, before anything is written
+    fit_asked = {k: getattr(args, k) for k in FIT_KEYS}
+    created = runs.make_run_dir(out)
+    wrote = []
+    with runs.RunLock(out):  # refused: another writer holds it, and the folder is its own
+        try:
+            runs.prepare_run_dir(out, force=args.force)  # again under the lock: another run may have written
+            if args.force:
+                runs.clear_outputs(out)
+            record = _record(args, model, fit_asked, seed, device)
+            runs.write_json(out / runs.CONFIG, record)
+            state = {"epoch": 0, "steps": 0, "seconds": 0.0, "log": []}
+            return _train(args, out, device, model, train, test, record, fit_asked, state, seed, wrote)
+        except BaseException as e:
+            if created and not wrote and not isinstance(e, NonFiniteLossError):
+                shutil.rmtree(out, ignore_errors=True)  # a refused or failed train leaves nothing behind
+            raise
 
-    model, start_epoch, objective_state, log = None, 0, None, []
-    if args.resume:
-        saved = runs.read_json(out / runs.CONFIG)
-        if saved.get("source", saved.get("model")) != canonical(args.model) or saved.get("data") != args.data:
-            raise PPGenError(
-                f"--resume: {out} holds {saved.get('model')} on {saved.get('data')}, "
-                f"not {args.model} on {args.data}"
-            )
-        model, payload = runs.load_checkpoint(out / runs.CHECKPOINT, map_location=device)
-        trainer = payload["trainer"]
-        start_epoch, objective_state, log = (
-            trainer.get("epoch", 0),
-            trainer.get("objective"),
-            trainer.get("log", []),
+
+def _resume(args, out: Path, device) -> int:
+    runs.clear_temporary(out)  # left by a writer that was killed; we hold the lock now
+    saved = runs.read_config(out)
+    model, payload = runs.load_checkpoint(out / runs.CHECKPOINT, map_location=device)
+    runs.check_consistency(out, saved, payload)
+    if saved.get("source", saved["model"]) != canonical(args.model) or saved["data"] != args.data:
+        raise PPGenError(
+            f"--resume: {out} holds {saved['model']} on {saved['data']}, not {args.model} on {args.data}"
         )
-        config = model.config
-    else:  # built before anything is written, so that a bad --config leaves no run directory behind
-        seed_everything(args.seed)
-        model = build_model(args.model, train, config)
-
-    fit_options = {
-        k: v
-        for k, v in {
-            "epochs": args.epochs,
-            "steps": args.steps,
-            "budget_seconds": args.budget_seconds,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-        }.items()
-        if v is not None
+    trainer = payload.get("trainer")
+    if not isinstance(trainer, dict) or "objective" not in trainer:
+        raise PPGenError(f"--resume: {out / runs.CHECKPOINT} holds no trainer state to continue from")
+    if args.config and not _same(parse_config(args.config), model.config):
+        raise PPGenError(
+            f"--resume: the run's model config is {model.config};"
+            f" --config cannot change it (start a new run with --force)"
+        )
+    seed = saved.get("seed", 0)
+    if args.seed is not None and args.seed != seed:
+        raise PPGenError(
+            f"--resume: the run was trained with --seed {seed}; drop --seed or pass --seed {seed}"
+        )
+    saved_lr, objective_state = trainer.get("lr"), trainer["objective"]
+    if args.lr is not None and args.lr != saved_lr:
+        if not saved_lr:
+            raise PPGenError(
+                f"--resume: {out / runs.CHECKPOINT} does not record its learning rate, "
+                "so --lr cannot be applied (drop --lr)"
+            )
+        objective_state = _rescale_learning_rates(objective_state, args.lr / saved_lr)
+        print(
+            f"ppgen train: --lr {args.lr} applied to the saved optimizer state (was {saved_lr})",
+            file=sys.stderr,
+        )
+    saved_fit = saved.get("fit") if isinstance(saved.get("fit"), dict) else {}
+    done = {"epoch": int(trainer.get("epoch", 0)), "steps": int(trainer.get("steps", 0))}
+    fit_asked = {
+        "epochs": args.epochs,
+        "steps": args.steps,
+        "budget_seconds": args.budget_seconds,
+        "batch_size": args.batch_size or saved_fit.get("batch_size"),
+        "lr": args.lr if args.lr is not None else saved_fit.get("lr"),
     }
-    fit_options.update(start_epoch=start_epoch, objective_state=objective_state)
-    out.mkdir(parents=True, exist_ok=True)
-    runs.write_json(
-        out / runs.CONFIG,
-        {
-            "model": args.model,
-            "source": canonical(args.model),
-            "data": args.data,
-            "data_root": args.data_root,
-            "kind": args.kind,
-            "config": config,
-            "fit": {k: v for k, v in fit_options.items() if k != "objective_state"},
-            "seed": args.seed,
-            "device": str(device),
-            "format_version": runs.FORMAT_VERSION,
-        },
+    if args.epochs is None and args.steps is None:
+        fit_asked["epochs"], fit_asked["steps"] = saved_fit.get("epochs"), saved_fit.get("steps")
+        if fit_asked["epochs"] is None and fit_asked["steps"] is None:
+            fit_asked["epochs"] = type(model).fit_defaults.get("epochs", 50)
+    if fit_asked["epochs"] is not None and fit_asked["epochs"] <= done["epoch"]:
+        raise PPGenError(
+            f"--resume: {out} already has {done['epoch']} epochs;"
+            f" --epochs {fit_asked['epochs']} would train nothing (ask for more)"
+        )
+    if fit_asked["steps"] is not None and fit_asked["steps"] <= done["steps"]:
+        raise PPGenError(
+            f"--resume: {out} already has {done['steps']} steps;"
+            f" --steps {fit_asked['steps']} would train nothing (ask for more)"
+        )
+    args.data_root = args.data_root or saved.get("data_root")
+    args.kind = args.kind or saved.get("kind")
+    train, test = load_split(args, "train"), load_split(args, "test")
+    record = _record(args, model, fit_asked, seed, device)
+    runs.write_json(out / runs.CONFIG, record)
+    state = {
+        "epoch": done["epoch"],
+        "steps": done["steps"],
+        "seconds": float(trainer.get("seconds", 0.0)),
+        "log": list(trainer.get("log", [])),
+        "objective": objective_state,
+        "rng": trainer.get("rng"),
+    }
+    return _train(args, out, device, model, train, test, record, fit_asked, state, seed, [True])
+
+
+def _rescale_learning_rates(objective_state: dict, ratio: float) -> dict:
+    r"""The saved optimizers' and schedulers' state with every learning rate multiplied by ``ratio``
+    (a schedule keeps its shape: decays and warm-ups apply to the new rate)."""
+    state = copy.deepcopy(objective_state)
+    for value in state.values():
+        for group in value.get("param_groups", []) if isinstance(value, dict) else []:
+            for key in ("lr", "initial_lr"):
+                if key in group:
+                    group[key] *= ratio
+    for scheduler in state.get("schedulers", {}).values():
+        for key in ("base_lrs", "_last_lr"):
+            if key in scheduler:
+                scheduler[key] = [lr * ratio for lr in scheduler[key]]
+    return state
+
+
+def _record(args, model, fit_asked: dict, seed: int, device) -> dict:
+    r"""config.json: what was asked, and the hash that ties it to model.pt."""
+    return {
+        "model": args.model,
+        "source": canonical(args.model),
+        "data": args.data,
+        "data_root": args.data_root,
+        "kind": args.kind,
+        "config": model.config,
+        "config_hash": runs.config_hash(model.name, model.config, model.spec.to_dict()),
+        "fit": fit_asked,
+        "seed": seed,
+        "device": str(device),
+        "format_version": runs.FORMAT_VERSION,
+    }
+
+
+def _train(args, out, device, model, train, test, record, fit_asked, state, seed, wrote) -> int:
+    r"""Fits from ``state`` (epoch, steps, seconds, log, objective and RNG state), checkpointing every
+    epoch, then writes metrics.json and samples.png. ``wrote`` gets an entry once a checkpoint exists."""
+    fit_options = {k: v for k, v in fit_asked.items() if v is not None}
+    if fit_options.get("steps") is not None:
+        fit_options["steps"] -= state["steps"]  # --steps is the run's total
+    fit_options.update(
+        start_epoch=state["epoch"], objective_state=state.get("objective"), rng_state=state.get("rng")
     )
+    log = state["log"]
+    start = time.perf_counter()  # as run_job counts train_seconds: the fit with its set-up
 
     def checkpoint(epoch, row, objective):
+        seconds = state["seconds"] + time.perf_counter() - start
+        row = {**row, "steps": state["steps"] + row["steps"], "seconds": seconds}
         log.append(row)
-        runs.save_checkpoint(
-            out / runs.CHECKPOINT,
-            objective.model,
-            {"epoch": epoch, "objective": objective.state_dict(), "log": log},
-        )
+        trainer = {
+            "epoch": epoch,
+            "steps": row["steps"],
+            "seconds": row["seconds"],
+            "lr": objective.lr,
+            "objective": objective.state_dict(),
+            "log": log,
+            "rng": get_rng_state(),
+        }
+        runs.save_checkpoint(out / runs.CHECKPOINT, objective.model, trainer)
+        wrote.append(epoch)
         runs.write_train_log(out / "train_log.csv", log)
 
     try:
@@ -115,9 +240,9 @@ def run(args) -> int:
             args.model,
             train,
             test,
-            config,
+            model.config,
             fit_options,
-            seed=args.seed,
+            seed=seed,
             device=device,
             num_samples=args.num_samples,
             model=model,
@@ -126,18 +251,26 @@ def run(args) -> int:
         )
     except NonFiniteLossError as e:
         if not (out / runs.CHECKPOINT).exists():  # failed in the first epoch: keep the initial model
-            runs.save_checkpoint(out / runs.CHECKPOINT, e.model, {"epoch": start_epoch, "log": log})
+            runs.save_checkpoint(out / runs.CHECKPOINT, e.model, {"epoch": state["epoch"], "log": log})
         runs.write_json(
-            out / "metrics.json",
-            {"model": args.model, "data": args.data, "stopped": str(e), "seed": args.seed},
+            out / runs.METRICS,
+            {"model": args.model, "data": args.data, "stopped": str(e), "seed": seed},
         )
         raise NonFiniteLossError(f"{e}; the last good checkpoint is {out / runs.CHECKPOINT}") from None
+    except OSError as e:
+        raise PPGenError(
+            f"training into {out} failed: {e.strerror or e}; the last checkpoint is kept"
+        ) from None
 
     metrics = {**job.metrics, "data": args.data}
-    runs.write_json(out / "metrics.json", metrics)
+    metrics["steps"] = state["steps"] + job.fit.steps  # cumulative over resumed segments
+    metrics["train_seconds"] = state["seconds"] + job.metrics["train_seconds"]
+    runs.write_json(out / runs.METRICS, runs.metrics_record(metrics))
     figure = sample_figure(job.model.sample(64).cpu(), test, title=f"{args.model} on {args.data}")
-    figure.savefig(out / "samples.png", dpi=110, bbox_inches="tight")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
+    runs.atomic_write(out / "samples.png", buffer.getvalue())
     nll = metrics["test_nll_nats"]
     summary = f"{args.model} on {args.data}: " + (
         f"test NLL {nll:.3f} nats ({metrics['test_nll_kind']}), {metrics['test_bpd']:.4f} bits/dim"
