@@ -202,3 +202,21 @@ def test_compare_rejects_bad_options_in_one_line(args, message, tmp_path, capsys
     assert main(["compare", "--data", "rings8", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_markdown_sections_become_report_blocks_and_round_trip():
+    from ppgen.app.report import markdown_blocks, render_markdown
+
+    text = (
+        "### Outliers\nfirst line\nsecond line\n\n| model | log p(x \\| y) |\n|---|---|\n| nade | 1.0 |\n\n"
+        "![roc](/somewhere/uses_roc.png)\n- a note\n"
+    )
+    blocks = markdown_blocks(text)
+    assert blocks == [
+        ("h3", "Outliers"),
+        ("p", "first line second line"),
+        ("table", ["model", "log p(x | y)"], [["nade", "1.0"]]),
+        ("img", "uses_roc.png", "roc"),
+        ("ul", ["a note"]),
+    ]
+    assert markdown_blocks(render_markdown(blocks)) == blocks

@@ -14,8 +14,10 @@ from pathlib import Path
 from ppgen.app.cache import cache_dir
 from ppgen.app.diagnostics import add_flags
 from ppgen.app.grid import Cell, run_grid
-from ppgen.app.report import format_table, write_report
+from ppgen.app.report import format_table, markdown_blocks, write_report
+from ppgen.app.runs import load_checkpoint
 from ppgen.app.specs import lookup
+from ppgen.app.uses_section import uses_section
 from ppgen.base import model_names, supports
 from ppgen.data import Dataset
 
@@ -98,6 +100,7 @@ def compare(
     cache_root=None,
     progress: bool = True,
     log=print,
+    uses: bool = True,
 ) -> list[dict]:
     r"""Trains (or finds cached), scores and reports every model on ``train``/``test``.
 
@@ -110,6 +113,10 @@ def compare(
         seeds: one run per seed; the report gives mean ± sd.
         jobs: parallel processes (one torch thread each).
         use_cache: reuse finished runs from the cache (``$PPGEN_CACHE`` or the user cache directory).
+        uses: add the sections on what each density is good for (outlier rejection, Bayes-rule
+            classification, completion; :func:`ppgen.app.uses_section.uses_section`), computed from the
+            trained models of the first seed, which are read back from the cache (so not with ``use_cache``
+            off).
 
     Returns:
         One row per (model, seed) with its metrics and ``diagnostics``; a failed one has an ``error``.
@@ -129,8 +136,9 @@ def compare(
         if x is not None and row["model"] not in samples:
             samples[row["model"]] = x
     wall = time.perf_counter() - start
+    extra = _uses_blocks(rows, train, test, out, quick, cache_root, log) if uses and use_cache else []
     write_report(out, train, test, rows, samples, left_out, quick=quick, jobs=jobs, wall=wall,
-                 cache=str(cache_root or cache_dir()) if use_cache else None)  # fmt: skip
+                 cache=str(cache_root or cache_dir()) if use_cache else None, extra=extra)  # fmt: skip
     return rows
 
 
@@ -142,3 +150,28 @@ def _one_line(row: dict) -> str:
     flags = ", ".join(row.get("diagnostics", [])) or "ok"
     return (f"{row['model']:<16} seed {row['seed']}: {text}; {row['epochs']} epochs in "
             f"{row['train_seconds']:.1f} s{' (cached)' if row.get('cached') else ''}; {flags}")  # fmt: skip
+
+
+def _uses_blocks(
+    rows: list[dict], train: Dataset, test: Dataset, out: Path, quick: bool, cache_root, log
+) -> list:
+    r"""The report blocks of the uses-of-a-density sections, from the first seed's cached models."""
+    first_seed = min((r.get("seed", 0) for r in rows if "error" not in r), default=None)
+    models = {}
+    for r in rows:
+        if "error" in r or r.get("seed") != first_seed or not r.get("cache_key"):
+            continue
+        path = Path(cache_root or cache_dir()) / r["cache_key"] / "model.pt"
+        if path.exists():
+            models[r["model"]], _ = load_checkpoint(path)
+    if not models:
+        return []
+    start = time.perf_counter()
+    options = {"num_samples": 20, "n_complete": 30} if quick else {}
+    try:
+        section = uses_section(models, train, test, out, seed=first_seed, **options)
+    except Exception as e:  # the sections add to the report; they must not lose it
+        log(f"  uses of a density: skipped ({type(e).__name__}: {e})")
+        return [("h2", "What each density is good for"), ("p", f"Not computed: {type(e).__name__}: {e}")]
+    log(f"  uses of a density: {time.perf_counter() - start:.0f} s")
+    return markdown_blocks(section["markdown"])

@@ -130,18 +130,59 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in grid)
 
 
-# --- blocks: ("h1"|"h2"|"p", text) | ("table", header, body) | ("img", file, alt) | ("ul", items)
+def markdown_blocks(text: str) -> list[tuple]:
+    r"""Report blocks from simple markdown: ``#``/``##``/``###`` headings, ``|`` tables (header, rule,
+    rows), ``![alt](file)`` figures, ``- `` lists, and paragraphs separated by blank lines."""
+    blocks, paragraph, items, table = [], [], [], []
+
+    def flush():
+        if paragraph:
+            blocks.append(("p", " ".join(paragraph)))
+        if items:
+            blocks.append(("ul", list(items)))
+        if table:
+            cells = [
+                [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row.strip()[1:-1])]
+                for row in table
+            ]
+            blocks.append(("table", cells[0], [r for r in cells[1:] if not set("".join(r)) <= set("-: ")]))
+        paragraph.clear(), items.clear(), table.clear()
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if heading := re.match(r"^(#{1,3}) (.*)", stripped):
+            flush()
+            blocks.append(("h2" if len(heading.group(1)) <= 2 else "h3", heading.group(2)))
+        elif image := re.match(r"^!\[(.*?)\]\((.*?)\)$", stripped):
+            flush()
+            blocks.append(("img", Path(image.group(2)).name, image.group(1)))
+        elif stripped.startswith("|"):
+            table.append(stripped)
+        elif stripped.startswith("- "):
+            items.append(stripped[2:])
+        elif stripped:
+            if table or items:
+                flush()
+            paragraph.append(stripped)
+        else:
+            flush()
+    flush()
+    return blocks
+
+
+# --- blocks: ("h1"|"h2"|"h3"|"p", text) | ("table", header, body) | ("img", file, alt) | ("ul", items)
 def render_markdown(blocks: list[tuple]) -> str:
     out = []
     for b in blocks:
-        if b[0] in ("h1", "h2"):
-            out += [("# " if b[0] == "h1" else "## ") + b[1], ""]
+        if b[0] in ("h1", "h2", "h3"):
+            out += [{"h1": "# ", "h2": "## ", "h3": "### "}[b[0]] + b[1], ""]
         elif b[0] == "p":
             out += [b[1], ""]
         elif b[0] == "ul":
             out += [f"- {item}" for item in b[1]] + [""]
         elif b[0] == "table":
-            out += ["| " + " | ".join(b[1]) + " |", "|" + "|".join("---" for _ in b[1]) + "|"]
+            out += ["| " + " | ".join(h.replace("|", "\\|") for h in b[1]) + " |"]
+            out += ["|" + "|".join("---" for _ in b[1]) + "|"]
             out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in b[2]] + [""]
         elif b[0] == "img":
             out += [f"![{b[2]}]({b[1]})", ""]
@@ -168,7 +209,7 @@ def render_html(blocks: list[tuple], folder: Path, title: str) -> str:
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
            f"<style>{STYLE}</style></head><body>"]  # fmt: skip
     for b in blocks:
-        if b[0] in ("h1", "h2"):
+        if b[0] in ("h1", "h2", "h3"):
             out.append(f"<{b[0]}>{_inline(b[1])}</{b[0]}>")
         elif b[0] == "p":
             out.append(f"<p>{_inline(b[1])}</p>")
@@ -196,8 +237,10 @@ def write_documents(out: Path, blocks: list[tuple], payload: dict, title: str) -
 
 
 def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samples: dict, left_out: dict,
-                 quick: bool, jobs: int, wall: float, cache: str | None) -> None:  # fmt: skip
-    r"""The figures, then ``report.md``, ``report.html`` and ``report.json``."""
+                 quick: bool, jobs: int, wall: float, cache: str | None,
+                 extra: list | None = None) -> None:  # fmt: skip
+    r"""The figures, then ``report.md``, ``report.html`` and ``report.json``; ``extra`` blocks (e.g. the
+    uses-of-a-density sections) go at the end."""
     summary = summarize(rows)
     first = {r["model"]: r for r in summary}
     figures = {}
@@ -321,6 +364,7 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
         ),  # fmt: skip
         ("img", "sampling_cost.png", "sampling cost against sample quality"),
     ]
+    blocks += extra or []
     payload = {
         "data": data.name,
         "kind": data.kind,

@@ -41,6 +41,11 @@ def add_arguments(p):
     p.add_argument(
         "--no-cache", action="store_true", help="retrain every model; neither read nor write the cache"
     )
+    p.add_argument(
+        "--no-uses",
+        action="store_true",
+        help="leave out the sections on outlier rejection, Bayes-rule classification and completion",
+    )
     p.add_argument("--out", required=True, help="the report directory")
     add_run_arguments(p)
 
@@ -104,6 +109,7 @@ def run(args) -> int:
         device,
         jobs=jobs,
         use_cache=not args.no_cache,
+        uses=not args.no_uses,
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
     )
