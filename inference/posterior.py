@@ -356,7 +356,7 @@ def inference_gaps(
                 model.model, model.guide, x, y, num_samples=elbo_samples, **options
             )
             log_px = log_marginal(model.model, model.guide, x, y, num_samples=num_samples, **options)
-        if hasattr(model, "posterior_params"):
+        if model.latent_site is not None:  # a VAE: refit its local (loc, scale) parameters
             local_guide = _optimal_local_params(model, x, y, steps, lr, particles)
             with torch.no_grad():
                 elbo_optimal = elbo_estimate(

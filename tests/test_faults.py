@@ -329,6 +329,7 @@ RESUME_CASES = {  # one model of each objective, sized to train in about a secon
     "dsm": ("smld", "rings.npy", ["num_sigmas=4", "steps_per_sigma=2"]),
     "contrastive": ("ebm", "rings.npy", ["train_steps=2", "sample_steps=5", "quadrature_points=64"]),
     "annealed-elbo": ("realnvp", "rings.npy", ["num_layers=2"]),
+    "reconstruction": ("autoencoder", "digits.npy", ["latent_dim=2"]),
 }
 
 

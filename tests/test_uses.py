@@ -195,7 +195,7 @@ def test_complete_cli_writes_the_figure_and_refuses_bad_masks(tmp_path, capsys):
     train = ppgen.data.load("digits", "train")
     model = ppgen.create("mixture", train, components=4)
     ppgen.fit(model, train, epochs=2, progress=False)
-    runs.write_json(run / runs.CONFIG, {"model": "mixture", "data": "digits"})
+    runs.write_json(run / runs.CONFIG, {"model": "mixture", "data": "digits", "config": model.config})
     runs.save_checkpoint(run / runs.CHECKPOINT, model)
     out = tmp_path / "fig.png"
     assert main(["complete", str(run), "--mask", "bottom", "--out", str(out), "-n", "4"]) == 0

@@ -255,6 +255,8 @@ ppgen_cli(
         f"independent,mixture,{models_file}:gmm",
         "--budget-seconds",
         "1" if QUICK else "20",
+        "--jobs",
+        "1",  # in-process here; from a script, parallel jobs need the `if __name__ == "__main__":` guard
         "--out",
         str(report),
         "--force",

@@ -375,10 +375,12 @@ def check_consistency(run_dir, config: dict, payload: dict) -> None:
         PPGenError: naming the two files and what differs.
     """
     run_dir = Path(run_dir)
-    if config["model"] != payload["model"]:
+    asked_model = config.get("source") or config["model"]  # a user's program: its file.py:NAME
+    saved_model = payload.get("source") or payload["model"]
+    if asked_model != saved_model:
         raise PPGenError(
-            f"{run_dir} is inconsistent: config.json is for {config['model']} "
-            f"but model.pt holds {payload['model']}; retrain with --force"
+            f"{run_dir} is inconsistent: config.json is for {asked_model} "
+            f"but model.pt holds {saved_model}; retrain with --force"
         )
     saved = config_hash(payload["model"], payload["config"], payload["spec"])
     asked = config.get("config_hash")
