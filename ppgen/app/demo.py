@@ -40,8 +40,10 @@ __all__ = ["DEMO_MODELS"]
 #                  hundreds of epochs (full config 450 epochs, gap 0.15).
 #     vae          20 epochs (24 CPU s): KL gap 6.4, 4 of 8 modes, 0.2 % high-quality samples.
 #     gan          30 epochs (28 CPU s): 7 of 8 modes but 12 % high-quality samples.
-#     ebm          5 epochs (43 CPU s): 8 of 8 modes on validation but 4 of 8 on the test split (51 CPU s),
-#                  so no unnormalized model meets the rings8 bars in the demo's time.
+#     ebm          5 epochs (43 CPU s): 8 of 8 modes on validation but 4 of 8 on the test split (51 CPU s);
+#                  with 30 rounds of jumps of bandwidth 0.1, 7 of 8 on validation for seeds 0 and 1 (41-44
+#                  CPU s; bandwidth 0.05: 8 and 6; 0.2: 7 and 6) but 3 of 8 on test (45 CPU s), so no
+#                  unnormalized model meets the rings8 bars in the demo's time.
 DEMO_MODELS: dict[str, list[str]] = {
     "digits": ["mixture", "fvsbn", "nade", "made", "vae", "iwae"],
     "rings8": ["rnade", "nsf", "ddpm", "smld", "wgan-gp"],
