@@ -20,6 +20,8 @@ __all__ = ["DEMO_MODELS"]
 #           smld 8/8, 83 % [7.8]; wgan-gp 8/8, 82.6 % [98.0] (validation 8/8, 80.2 % in 80 epochs [100.4];
 #           on test the preset's 300 s budget stopped it at 64 of 80 epochs, on a machine loaded ~2.5x)
 #           ddpm KL gap 0.488, 8/8, 99.3 % [62.8] (validation 0.455, 8/8, 98 % [57.1]; DDIM-50 samples)
+#           (`ppgen compare --quick` on rings8, 2 jobs on the loaded machine: ddpm KL gap 0.495, 8/8, 91 %,
+#           111 s of training; wgan-gp 8/8, 89 %, 80 epochs in 202 s: ddpm sits at its KL-gap bar)
 #
 # Left out of the demo, with what was measured (validation unless marked; they stay in full compare):
 #   digits
