@@ -158,6 +158,15 @@ class DDPM(GenerativeModel):
     objective = "denoising"
     # ppgen.fit hands back an exponential moving average of the weights (inference/weight_average.py)
     fit_defaults = {"epochs": 300, "batch_size": 256, "lr": 2e-3, "ema_decay": 0.999}
+    # quick mode (benchmarks/quick_presets.py): rings8 validation KL gap 0.455, 8/8 modes, 98 % high-quality
+    # in 57 CPU s: a shorter average (0.995) and a learning rate that halves every 800 steps (0.999134 a
+    # step) instead of 4,000 (40 epochs at the defaults: 0.685; 60 epochs: 0.493; 100 timesteps: 1.04)
+    quick_presets = {
+        "rings8": {
+            "config": {},
+            "fit": {"epochs": 80, "ema_decay": 0.995, "lr_decay": 0.999134, "budget_seconds": 300},
+        }
+    }
 
     def __init__(
         self,
