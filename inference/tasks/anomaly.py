@@ -50,8 +50,9 @@ def model_log_density(
     if model.density == "exact":
         return model.log_prob(x, y), "exact"
     if model.density == "lower-bound":
-        if hasattr(model, "estimate_log_prob"):
-            return model.estimate_log_prob(x, num_samples, y=y), f"iwae-{num_samples}"
+        estimate = model.estimate_log_prob(x, num_samples, y=y)  # None where the model has no IWAE
+        if estimate is not None:
+            return estimate, f"iwae-{num_samples}"
         return model.log_prob(x, y), "elbo"
     if model.density == "unnormalized":
         return model.log_prob(x, y), "unnormalized"
