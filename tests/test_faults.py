@@ -484,3 +484,14 @@ def test_pyro_validation_error_from_nan_parameters_is_a_clean_stop(files, tmp_pa
     assert "Traceback" not in line
     model, _ = runs.load_run(run)  # the initial model, finite
     assert json.loads((run / "metrics.json").read_text())["stopped"]
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    old = os.umask(0o022)
+    try:
+        runs.atomic_write(tmp_path / "report.html", b"<html></html>")
+        (tmp_path / "plain.html").write_bytes(b"<html></html>")
+    finally:
+        os.umask(old)
+    mode = lambda name: (tmp_path / name).stat().st_mode & 0o777
+    assert mode("report.html") == mode("plain.html") == 0o644

@@ -72,6 +72,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 less the process's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     r"""Writes ``data`` to a temporary file beside ``path``, syncs it to disk, then renames it over ``path``.
 
@@ -86,6 +93,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise PPGenError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())  # mkstemp makes files 0600: reports are for sharing
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
