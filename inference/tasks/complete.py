@@ -348,6 +348,8 @@ def complete(
         the completed (B, *event_shape) tensor (observed pixels unchanged), and
         {"method": how it was drawn, "log_p_observed": log p(x_o) (B,) or None, "log_p_observed_kind"}.
     """
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise PPGenError(f"resample must be a positive integer, got {resample!r}")
     if seed is not None:
         torch.manual_seed(seed)
     model.eval()
