@@ -429,3 +429,29 @@ def test_train_cli_needs_missing_for_nan_and_then_fits(tmp_path, capsys):
         record["test_observed_nll_nats"]
     )
     assert (tmp_path / "run" / runs.CHECKPOINT).exists() and "test -log p(x_o)" in capsys.readouterr().out
+
+
+def test_a_users_model_opts_in_by_defining_the_declared_methods():
+    from ppgen.base import GenerativeModel
+
+    class Coin(GenerativeModel):  # not registered: p(x) = prod_i Bernoulli(x_i; 1/2)
+        name, family, density = "coin", "graphical", "exact"
+
+        def log_prob(self, x, y=None):
+            return torch.full((x.shape[0],), -x[0].numel() * math.log(2))
+
+    class OwnCoin(Coin):
+        def observed_log_prob(self, x, num_samples=1):
+            return -(~torch.isnan(x)).flatten(1).sum(1) * math.log(2)
+
+        def conditional_sample(self, x, hidden, y=None):
+            draw = torch.randint(2, x.shape, generator=torch.Generator().manual_seed(0)).float()
+            return torch.where(hidden, draw, x), {"method": "own", "log_p_observed": None}
+
+    spec = DataSpec("binary", (3,))
+    x, hidden = torch.ones(2, 3), torch.tensor([True, False, False])
+    assert "cannot train" in missing.supports_missing(Coin(spec))
+    assert complete(Coin(spec), x, hidden, steps=1)[1]["method"].startswith("Gibbs")
+    assert missing.supports_missing(OwnCoin(spec)) is None
+    out, info = complete(OwnCoin(spec), x, hidden)
+    assert info["method"] == "own" and torch.equal(out[:, 1:], x[:, 1:])
