@@ -73,7 +73,9 @@ class AutoregressiveModel(GenerativeModel):
     family = "autoregressive"
     density = "exact"
     objective = "elbo"
+    completion = "chain-rule"
     conditionable: ClassVar[bool] = False
+    num_masks: ClassVar[int] = 1  # orderings the model holds (MADE: its mask sets), chosen by use_mask
     tiny_config: ClassVar[
         dict
     ] = {}  # a small config for the exhaustive tests on D <= 10 (tests/test_autoregressive.py)
@@ -124,6 +126,11 @@ class AutoregressiveModel(GenerativeModel):
             deps[i] = set(seen)
             seen.add(i)
         return deps
+
+    def use_mask(self, m: int) -> None:
+        r"""Makes ordering m (0 <= m < ``num_masks``) the current one; a single-ordering model has only 0."""
+        if int(m) % self.num_masks:
+            raise PPGenError(f"{self.name} has {self.num_masks} ordering(s); got {m}")
 
     # --- helpers for subclasses -----------------------------------------------------------------
     @property

@@ -156,6 +156,7 @@ class DDPM(GenerativeModel):
     family = "diffusion"
     density = "lower-bound"
     objective = "denoising"
+    completion = "replacement"
     # ppgen.fit hands back an exponential moving average of the weights (inference/weight_average.py)
     fit_defaults = {"epochs": 300, "batch_size": 256, "lr": 2e-3, "ema_decay": 0.999}
     # quick mode (benchmarks/quick_presets.py): rings8 validation KL gap 0.455, 8/8 modes, 98 % high-quality

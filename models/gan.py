@@ -71,6 +71,7 @@ class GAN(GenerativeModel):
     family = "adversarial"
     density = "implicit"
     objective = "adversarial"
+    completion = "latent-fit"
     kinds = ("binary", "categorical", "continuous")
     losses: ClassVar[tuple] = ("minimax", "non-saturating")
     default_loss: ClassVar[str] = "non-saturating"

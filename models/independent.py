@@ -60,6 +60,12 @@ class Independent(GenerativeModel):
     def log_prob(self, x, y=None):
         return self.likelihood().log_prob(self.check_input(x))
 
+    def observed_log_prob(self, x, num_samples=1):
+        r"""Exact log p(x_o) = sum_{i observed} log p(x_i), (B,); NaN marks a missing entry."""
+        observed = ~torch.isnan(x)
+        per_dim = self.likelihood().base_dist.log_prob(torch.nan_to_num(x))
+        return torch.where(observed, per_dim, torch.zeros_like(per_dim)).flatten(1).sum(1)
+
     def sample(self, n, y=None):
         with torch.no_grad():
             return self.likelihood().sample((n,)).to(self.params.dtype)  # categorical draws are long

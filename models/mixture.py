@@ -60,6 +60,31 @@ class Mixture(GenerativeModel):
         lp = components.log_prob(x.unsqueeze(1))  # (B, K)
         return torch.logsumexp(lp + self.weight_logits.log_softmax(0), dim=1)
 
+    def _observed_component_log_probs(self, x, observed):
+        r"""log pi_k + log p(x_o | k), (B, K): the missing factors sum to one."""
+        per_dim = factorized(self.spec, self.params).base_dist.log_prob(x.unsqueeze(1))  # (B, K, *event)
+        kept = torch.where(observed.unsqueeze(1), per_dim, torch.zeros_like(per_dim))
+        return kept.flatten(2).sum(-1) + self.weight_logits.log_softmax(0)
+
+    def observed_log_prob(self, x, num_samples=1):
+        r"""Exact log p(x_o) = log sum_k pi_k prod_{i observed} p(x_i | k), (B,); NaN marks a missing
+        entry."""
+        observed = ~torch.isnan(x)
+        return self._observed_component_log_probs(torch.nan_to_num(x), observed).logsumexp(1)
+
+    @torch.no_grad()
+    def conditional_sample(self, x, hidden, y=None):
+        r"""Exact: the component from p(k | x_o) ∝ pi_k p(x_o | k), then x_h ~ p(x_h | k)."""
+        joint = self._observed_component_log_probs(x, ~hidden)  # (B, K)
+        k = torch.multinomial((joint - joint.logsumexp(1, keepdim=True)).exp(), 1)[:, 0]
+        draw = factorized(self.spec, self.params[k]).sample()
+        info = {
+            "method": "exact (component posterior p(k | x_o))",
+            "log_p_observed": joint.logsumexp(1).double(),
+            "log_p_observed_kind": "exact",
+        }
+        return torch.where(hidden, draw.to(x.dtype), x), info
+
     @torch.no_grad()
     def sample(self, n, y=None):
         z = dist.Categorical(logits=self.weight_logits).sample((n,))

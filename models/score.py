@@ -44,6 +44,7 @@ class ChainSampledModel(GenerativeModel):
     """
 
     sampling_reason = "no log density"
+    completion = "langevin"
 
     def __init__(self, spec):
         super().__init__(spec)

@@ -103,6 +103,7 @@ class VAE(GenerativeModel):
     default_latent_dim: ClassVar[int] = 8
     default_prior: ClassVar[str] = "vamp"
     latent_site = "z"
+    completion = "latent-mcmc"
 
     def __init__(
         self,
@@ -265,6 +266,21 @@ class VAE(GenerativeModel):
         x = self.check_input(x)
         y = self.check_labels(y, x.shape[0])
         return log_marginal(self.model, self.guide, x, y, num_samples=num_samples)
+
+    def observed_log_prob(self, x: Tensor, num_samples: int = 1) -> Tensor | None:
+        r"""The MIWAE bound on log p(x_o), (B,): log (1/K) sum_k p(x_o | z_k) p(z_k) / q(z_k | x~), z_k ~
+        q(z | x~), with x~ the data with missing entries (NaN) set to zero and p(x_o | z) the likelihood of
+        the observed entries only (Mattei & Frellsen, 2019, arXiv:1812.02633). None for conditional models."""
+        if self.conditional:
+            return None
+        observed = ~torch.isnan(x)
+        filled = torch.nan_to_num(x)
+        q = self.posterior(filled)
+        z = q.rsample((num_samples,))  # (K, B, L)
+        per_dim = self.likelihood(z).base_dist.log_prob(filled.expand(num_samples, *filled.shape))
+        log_obs = torch.where(observed, per_dim, torch.zeros_like(per_dim)).flatten(2).sum(-1)  # (K, B)
+        log_w = log_obs + self.prior().log_prob(z) - q.log_prob(z)
+        return log_w.logsumexp(0) - math.log(num_samples)
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None) -> Tensor:

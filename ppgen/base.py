@@ -43,6 +43,15 @@ class GenerativeModel(nn.Module):
         fit_defaults: defaults of :func:`ppgen.fit`'s options (``epochs``, ``batch_size``, ``lr``,
             ``ema_decay``) and of the objective's (e.g. ``lr_decay``, ``clip_norm``, ``d_steps``).
         quick_presets: per data set, the config and fit options of quick mode (see :meth:`quick_preset`).
+        completion: the completion (inpainting) sampler of ``ppgen.inference.tasks.complete`` that fits the
+            model's structure, and so the methods the model declares for it: "chain-rule" (``conditionals``,
+            ``sequential``, ``ordering``, ``likelihood_from``, ``num_masks``/``use_mask``), "latent-mcmc"
+            (``posterior(x, y)``, ``prior()``, ``likelihood(z, y)``), "latent-fit" (``generator``,
+            ``generate``, ``latent_dim``, ``levels``, ``standardize``), "replacement" (a DDPM: ``schedule``,
+            ``eps``, ``timesteps_for``, ``to_model_space``, ``finish``), "langevin" (``prepare``,
+            ``standardize`` and ``score_u(u, sigma)`` with ``sigmas``, or ``energy_u(u)`` with
+            ``sampler``). None (the default): :meth:`conditional_sample` where the model gives one, else
+            Gibbs sampling on ``log_prob`` for discrete data with a density.
     """
 
     name: ClassVar[str]
@@ -55,6 +64,7 @@ class GenerativeModel(nn.Module):
     latent_site: ClassVar[str | None] = None
     fit_defaults: ClassVar[dict] = {"epochs": 50, "batch_size": 128, "lr": 1e-3}
     quick_presets: ClassVar[dict] = {}
+    completion: ClassVar[str | None] = None
 
     @classmethod
     def quick_preset(cls, data_name: str) -> dict | None:
@@ -139,6 +149,43 @@ class GenerativeModel(nn.Module):
             PPGenError: the model has no latent posterior (the default).
         """
         raise PPGenError(f"{self.name} has no latent posterior to inspect (it needs a latent-variable model)")
+
+    def conditional_sample(
+        self, x: Tensor, hidden: Tensor, y: Tensor | None = None
+    ) -> tuple[Tensor, dict] | None:
+        r"""An exact draw of the hidden entries given the observed ones, x_h ~ p(x_h | x_o).
+
+        Models with a closed-form conditional override it (Bayes nets by evidence, finite mixtures by the
+        component posterior); the default None leaves completion to the sampler named by ``completion``.
+
+        Arguments:
+            x: (B, *event_shape) on the model's device; hidden entries hold zeros.
+            hidden: (B, *event_shape) bool, True = to fill in.
+            y: (B,) labels of a conditional model, else None.
+
+        Returns:
+            the completed (B, *event_shape) tensor (observed entries unchanged) and {"method": how,
+            "log_p_observed": log p(x_o) (B,) or None, "log_p_observed_kind": "exact" or None}; or None.
+        """
+        return None
+
+    def observed_log_prob(self, x: Tensor, num_samples: int = 1) -> Tensor | None:
+        r"""log p(x_o) of each example, the missing entries (NaN in x) marginalized: (B,) nats.
+
+        Exact for exact models, a bound for lower-bound ones (e.g. MIWAE with K = ``num_samples``); its
+        gradient trains the model on data with missing entries (``ppgen.inference.tasks.missing``). The
+        default None says that the model cannot marginalize missing entries.
+
+        Arguments:
+            x: (B, *event_shape), NaN where an entry is missing.
+            num_samples: K of an importance-sampled bound (unused by exact models).
+        """
+        return None
+
+    def discriminate(self, x: Tensor, y: Tensor | None = None) -> Tensor | None:
+        r"""A discriminator's or critic's logit, (B,), higher for data-like inputs (adversarial models);
+        the default None says that the model has none."""
+        return None
 
     def graph(self) -> nx.DiGraph:
         r"""The model's dependency DAG over its variables."""

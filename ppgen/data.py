@@ -349,19 +349,20 @@ def _read_array(path) -> tuple:
         ) from None
 
 
-def load_file(path, split: str = "train", kind: str | None = None) -> Dataset:
+def load_file(path, split: str = "train", kind: str | None = None, missing: bool = False) -> Dataset:
     r"""A user's own data file (.npy, .npz with 'x'/'y', .pt tensor or dict, .csv rows), validated.
 
     The split is deterministic: a fixed permutation, the first 20% test.
 
     Arguments:
         kind: the data kind; by default "binary" if every value is 0 or 1, else "continuous".
+        missing: accept NaN as a missing entry (see :func:`from_tensor`).
     """
     x, y = _read_array(path)
     x = _as_real_tensor(x, f"data file {path}").float()
     if kind is None:
-        kind = "binary" if bool(((x == 0) | (x == 1)).all()) else "continuous"
-    data = from_tensor(x, kind, y, name=str(path))
+        kind = "binary" if bool(((x == 0) | (x == 1) | missing & torch.isnan(x)).all()) else "continuous"
+    data = from_tensor(x, kind, y, name=str(path), missing=missing)
     order = torch.as_tensor(np.random.default_rng(0).permutation(len(data)))
     n_test = max(1, int(round(FILE_TEST_FRACTION * len(data))))
     idx = order[:n_test] if split == "test" else order[n_test:]

@@ -1,6 +1,7 @@
 """What densities are good for, on constructed cases: AUROC, Bayes rate, exact completion, reject curves."""
 
 import itertools
+import json
 import math
 
 import pytest
@@ -289,3 +290,168 @@ def test_uses_section_writes_three_sections_with_figures(tmp_path):
     rows = {r["classifier"]: r for r in out["json"]["classification"]["rows"]}
     assert rows["independent (one per class)"]["accuracy"] > 0.8 and "logistic regression" in rows
     assert out["json"]["outliers"]["models"]["bayesnet"]["auroc"]["noise"] > 0.99
+
+
+# --- completion by diffusion, score and energy models: constructed on a 2-D Gaussian -----------------------
+COV = torch.tensor([[1.0, 0.8], [0.8, 1.0]])  # x2 | x1 ~ N(0.8 x1, 0.36)
+
+
+def _gaussian_in_model_space(model):
+    st = model.standardize  # u = (x - shift) / scale: u ~ N(-shift / scale, COV / scale^2)
+    return -st.shift / st.scale, COV / st.scale**2
+
+
+def _construct(name, config):
+    data = ppgen.data.from_tensor(torch.randn(2000, 2) @ torch.linalg.cholesky(COV).T, kind="continuous")
+    model = ppgen.create(name, data, **config)
+    model.initialize(data)
+    mu, s = _gaussian_in_model_space(model)
+    eye = torch.eye(2)
+    if name == "ddpm":  # the exact E[eps | x_t] of Gaussian data: sqrt(1 - abar) C^-1 (x_t - sqrt(abar) mu)
+        abar = model.schedule.alphas_cumprod
+
+        def eps(xt, t):
+            a = abar[t][:, None]
+            c = a[:, :, None] * s + (1 - a[:, :, None]) * eye
+            return (1 - a).sqrt() * torch.linalg.solve(c, (xt - a.sqrt() * mu)[..., None])[..., 0]
+
+        model.eps = eps
+    elif name == "smld":  # the exact score of the data smoothed at sigma: N(mu, S + sigma^2 I)
+        model.score_u = lambda u, sigma: (
+            -torch.linalg.solve(s + sigma.reshape(-1, 1, 1) ** 2 * eye, (u - mu)[..., None])[..., 0]
+        )
+    else:  # the exact energy
+        precision = torch.linalg.inv(s)
+        model.energy_u = lambda u: 0.5 * (((u - mu) @ precision) * (u - mu)).sum(1)
+    return model.eval()
+
+
+@pytest.mark.parametrize(
+    "name, config, method",
+    [
+        ("ddpm", {"timesteps": 100, "variance": "beta", "hidden": 8}, "RePaint"),
+        ("smld", {"hidden": 8, "num_sigmas": 10, "steps_per_sigma": 100, "step_ratio": 0.5}, "annealed"),
+        ("ebm", {"hidden": 8, "step_size": 0.01, "sample_steps": 1500}, "SGLD"),
+    ],
+)
+def test_chain_completions_match_the_gaussian_conditional(name, config, method):
+    ppgen.seed_everything(0)
+    model = _construct(name, config)
+    n, x1 = 2000, 1.0
+    x = torch.tensor([[x1, 0.0]]).repeat(n, 1)
+    out, info = complete(model, x, torch.tensor([False, True]), seed=0, resample=8)
+    assert info["method"].startswith(method) and info["log_p_observed"] is None
+    assert torch.equal(out[:, 0], x[:, 0])  # the observed coordinate comes back unchanged
+    mean, var = float(out[:, 1].mean()), float(out[:, 1].var())
+    # sd of the mean of 2000 draws 0.013, of the variance 0.011; RePaint's replacement is approximate
+    assert abs(mean - 0.8 * x1) < 0.06 and abs(var - 0.36) < 0.05, (mean, var)
+
+
+def test_repaint_without_resampling_conditions_worse_than_with():
+    ppgen.seed_everything(0)
+    model = _construct("ddpm", {"timesteps": 100, "variance": "beta", "hidden": 8})
+    x = torch.tensor([[1.0, 0.0]]).repeat(2000, 1)
+    hidden = torch.tensor([False, True])
+    gaps = [abs(float(complete(model, x, hidden, seed=0, resample=r)[0][:, 1].mean()) - 0.8) for r in (1, 8)]
+    assert gaps[1] < gaps[0], gaps
+
+
+def test_ddpm_and_ebm_complete_digits_keeping_the_observed_pixels():
+    train = ppgen.data.load("digits", "train").subset(64)
+    hidden = hidden_mask("bottom", (1, 8, 8), 4)
+    for name, config in [("ddpm", {"timesteps": 4, "width": 4}), ("ebm", {"hidden": 8, "sample_steps": 5})]:
+        model = ppgen.create(name, train, **config)
+        model.initialize(train)
+        out, info = complete(model, train.x[:4], hidden, resample=1)
+        assert torch.equal(out[~hidden], train.x[:4][~hidden]) and ((out == 0) | (out == 1)).all(), name
+        assert 0 <= completion_metrics(model, train.x[:4], out, hidden, info)["pixel_accuracy"] <= 1
+
+
+# --- missing data: Bayes nets marginalize exactly; the CLI asks for --missing ------------------------------
+def test_bayes_net_observed_log_prob_is_the_exact_marginal():
+    ppgen.seed_everything(0)
+    model = BayesNetModel.wrap(BayesNet.markov(6, order=2).randomize(concentration=0.7))
+    x = model.sample(4)
+    x[0, [1, 3]] = x[1, 0] = float("nan")
+    x[3, :5] = float("nan")
+    got = model.observed_log_prob(x)
+    for b in range(4):
+        holes = torch.nonzero(torch.isnan(x[b])).flatten().tolist()
+        exact = model.log_prob(_all_fills(torch.nan_to_num(x[b]), holes)).logsumexp(0)
+        assert torch.allclose(got[b], exact, atol=1e-5)
+
+
+@pytest.mark.slow  # 60 full-batch steps of exact enumeration over 3,000 examples: ~6 CPU s
+def test_bayes_net_with_thirty_percent_missing_recovers_the_complete_data_cpts():
+    ppgen.seed_everything(0)
+    truth = BayesNet.markov(6, order=2).randomize(concentration=1.0)
+    x = truth.sample(3000).float()
+    holed = x.clone()
+    holed[torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) < 0.3] = float("nan")
+    complete_fit = BayesNetModel.wrap(BayesNet.markov(6, order=2))
+    complete_fit.net.fit(x)  # counting, the MLE on complete data
+    model = BayesNetModel.wrap(BayesNet.markov(6, order=2))  # uniform CPTs to start
+    data = ppgen.data.from_tensor(holed, "binary", missing=True)
+
+    def cpts(net):
+        return torch.cat([net.cpt(v)[..., 1].flatten() for v in net.variables])
+
+    start = (cpts(model.net) - cpts(complete_fit.net)).abs().mean()
+    losses = missing.fit_missing(model, data, epochs=60, batch_size=3000, lr=0.1)
+    error = (cpts(model.net) - cpts(complete_fit.net)).abs().detach()
+    assert losses[-1] < losses[0] and start > 0.15
+    assert float(error.mean()) < 0.03 and float(error.max()) < 0.1, (error.mean(), error.max())
+
+
+def test_made_refuses_missing_data_in_one_line():
+    model = ppgen.create("made", DataSpec("binary", (4,)), hidden_sizes=[8])
+    assert "cannot train on data with missing entries" in missing.supports_missing(model)
+    assert missing.supports_missing(ppgen.create("bayesnet", DataSpec("binary", (4,)))) is None
+
+
+def test_train_cli_needs_missing_for_nan_and_then_fits(tmp_path, capsys):
+    import numpy as np
+
+    x = ppgen.data.load("digits", "train").x[:200].reshape(200, -1).numpy().copy()
+    x[np.random.default_rng(0).random(x.shape) < 0.3] = np.nan
+    path = tmp_path / "holes.npy"
+    np.save(path, x)
+    base = ["train", "mixture", "--data", str(path), "--epochs", "2", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--missing" in err[0] and not (tmp_path / "refused").exists()
+    assert main(["train", "made", "--data", str(path), "--missing", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot train on data with missing entries" in err[0]
+    assert main([*base, "--missing", "--out", str(tmp_path / "run")]) == 0
+    record = json.loads((tmp_path / "run" / runs.METRICS).read_text())
+    assert abs(record["missing_fraction_train"] - 0.3) < 0.02 and math.isfinite(
+        record["test_observed_nll_nats"]
+    )
+    assert (tmp_path / "run" / runs.CHECKPOINT).exists() and "test -log p(x_o)" in capsys.readouterr().out
+
+
+def test_a_users_model_opts_in_by_defining_the_declared_methods():
+    from ppgen.base import GenerativeModel
+
+    class Coin(GenerativeModel):  # not registered: p(x) = prod_i Bernoulli(x_i; 1/2)
+        name, family, density = "coin", "graphical", "exact"
+
+        def log_prob(self, x, y=None):
+            return torch.full((x.shape[0],), -x[0].numel() * math.log(2))
+
+    class OwnCoin(Coin):
+        def observed_log_prob(self, x, num_samples=1):
+            return -(~torch.isnan(x)).flatten(1).sum(1) * math.log(2)
+
+        def conditional_sample(self, x, hidden, y=None):
+            draw = torch.randint(2, x.shape, generator=torch.Generator().manual_seed(0)).float()
+            return torch.where(hidden, draw, x), {"method": "own", "log_p_observed": None}
+
+    spec = DataSpec("binary", (3,))
+    x, hidden = torch.ones(2, 3), torch.tensor([True, False, False])
+    assert "cannot train" in missing.supports_missing(Coin(spec))
+    assert complete(Coin(spec), x, hidden, steps=1)[1]["method"].startswith("Gibbs")
+    assert missing.supports_missing(OwnCoin(spec)) is None
+    out, info = complete(OwnCoin(spec), x, hidden)
+    assert info["method"] == "own" and torch.equal(out[:, 1:], x[:, 1:])

@@ -3,7 +3,8 @@
 One module each: :mod:`~ppgen.inference.tasks.anomaly` (outlier scores, AUROC, outlier sets),
 :mod:`~ppgen.inference.tasks.classify` (the Bayes rule, discriminative baselines, the reject option),
 :mod:`~ppgen.inference.tasks.complete` (masks, completion samplers, their metrics),
-:mod:`~ppgen.inference.tasks.missing` (fitting independent, mixture and VAE models to data with NaN entries).
+:mod:`~ppgen.inference.tasks.missing` (fitting the models that marginalize missing entries -- independent,
+mixture, Bayes nets, VAEs -- to data with NaN entries).
 """
 
 from ppgen.inference.tasks.anomaly import anomaly_table, auroc, outlier_score

@@ -56,8 +56,9 @@ def model_log_density(
         return model.log_prob(x, y), "elbo"
     if model.density == "unnormalized":
         return model.log_prob(x, y), "unnormalized"
-    if hasattr(model, "discriminate"):
-        return model.discriminate(x, y), "discriminator"
+    score = model.discriminate(x, y)  # None where the model declares no discriminator
+    if score is not None:
+        return score, "discriminator"
     raise PPGenError(f"{model.name}: an implicit model without a discriminator has no outlier score")
 
 

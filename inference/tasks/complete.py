@@ -14,13 +14,25 @@ Each family gets the best sampler it allows, and every completion says which it 
   then x_h ~ p(x_h | z).
 - GANs: z is optimized so that G(z) matches the observed pixels; x_h is read off G(z) (not a sample
   of any conditional: the model has no density).
+- DDPM: RePaint (Lugmayr et al., 2022): at every reverse step the observed pixels are replaced by a
+  forward-noised copy of their values, x_{t-1} = m * q(x_{t-1} | x_0 = x_o) + (1 - m) * p(x_{t-1} | x_t),
+  and each step is resampled (x_t drawn again from q(x_t | x_{t-1}), then the step repeated) a few times
+  so that the hidden part harmonizes with the observed one. Approximate: replacement is not exact
+  conditioning.
+- score models (SMLD) and energy-based models: Langevin dynamics on the hidden pixels with the observed
+  ones clamped (``ppgen.estimators.langevin``): annealed Langevin with the learned score, the clamped
+  pixels noised at each level (Song & Ermon, 2019), or SGLD on the energy. The chain runs on a copy whose
+  observed entries are replaced by the clamped values before every score or energy call, so the hidden
+  entries follow the conditional p(x_h | x_o) and the observed ones never move.
 - any other model with an exact or unnormalized density on discrete data: Gibbs sampling, each hidden
   pixel in turn from p(x_i | x_-i) ∝ p(x).
 
 References:
     MIWAE: Deep Generative Modelling and Imputation of Incomplete Data Sets (Mattei & Frellsen, 2019),
     arXiv:1812.02633; Leveraging the Exact Likelihood of Deep Latent Variable Models (Mattei &
-    Frellsen, 2018), arXiv:1802.04826.
+    Frellsen, 2018), arXiv:1802.04826; RePaint: Inpainting using Denoising Diffusion Probabilistic
+    Models (Lugmayr et al., 2022), arXiv:2201.09865; Generative Modeling by Estimating Gradients of the
+    Data Distribution (Song & Ermon, 2019), arXiv:1907.05600.
 """
 
 import math
@@ -32,8 +44,8 @@ import torch
 from torch import Tensor
 
 from ppgen.errors import PPGenError
+from ppgen.estimators.langevin import annealed_langevin, sgld
 from ppgen.inference.tasks.anomaly import model_log_density
-from ppgen.likelihoods import factorized
 
 __all__ = ["MASKS", "hidden_mask", "complete", "completion_metrics"]
 
@@ -126,78 +138,26 @@ def _is_prefix(observed: Tensor, order: Tensor) -> bool:
 
 
 # --- the samplers ----------------------------------------------------------------------------------------
-def _bayes_net(model, x: Tensor, hidden: Tensor) -> tuple[Tensor, dict]:
-    net = model.net
-    n = x.shape[0]
-    flat, hid = x.reshape(n, -1).long(), hidden.reshape(n, -1)
-    out = flat.clone()
-    groups = {}
-    for i, row in enumerate(hid):
-        groups.setdefault(tuple(row.tolist()), []).append(i)
-    for pattern, rows in groups.items():
-        rows = torch.tensor(rows)
-        observed = [v for v, h in zip(net.variables, pattern) if not h]
-        evidence = {v: flat[rows, net.variables.index(v)] for v in observed}
-        draw = net.sample(len(rows), evidence=evidence)  # (r, D), exact given the evidence
-        out[rows] = torch.where(hid[rows], draw, flat[rows])
-    log_po = None
-    closed = all(
-        set(net.parents(v)) <= {u for u, h in zip(net.variables, row) if not h}
-        for row in hid.tolist()
-        for v, h in zip(net.variables, row)
-        if not h
-    )
-    if closed:  # observed set closed under parents: log p(x_o) is the sum of its CPT terms
-        cols = {v: flat[:, j] for j, v in enumerate(net.variables)}
-        log_po = torch.zeros(n, dtype=torch.float64)
-        for j, v in enumerate(net.variables):
-            logits = net.table_logits(v, [cols[u] for u in net.parents(v)]).expand(n, -1)
-            term = logits.log_softmax(-1).gather(-1, cols[v][:, None])[:, 0].double()
-            log_po += torch.where(hid[:, j], torch.zeros_like(term), term)
-    info = {"method": "exact (Bayes-net evidence)", "log_p_observed": log_po, "log_p_observed_kind": "exact"}
-    return out.to(x.dtype).reshape(x.shape), info
-
-
-def _mixture(model, x: Tensor, hidden: Tensor, generator) -> tuple[Tensor, dict]:
-    components = factorized(model.spec, model.params)  # batch (K,)
-    per_dim = components.base_dist.log_prob(x.unsqueeze(1))  # (B, K, *event)
-    observed = (~hidden).unsqueeze(1)
-    log_obs = torch.where(observed, per_dim, torch.zeros_like(per_dim)).flatten(2).sum(-1)  # (B, K)
-    joint = log_obs + model.weight_logits.log_softmax(0)
-    k = _choose(joint, generator)
-    draw = factorized(model.spec, model.params[k]).sample()
-    info = {
-        "method": "exact (component posterior p(k | x_o))",
-        "log_p_observed": joint.logsumexp(1).double(),
-        "log_p_observed_kind": "exact",
-    }
-    return torch.where(hidden, draw.to(x.dtype), x), info
-
-
 def _autoregressive(
     model, x: Tensor, hidden: Tensor, y, num_particles: int, generator
 ) -> tuple[Tensor, dict]:
     n = x.shape[0]
     observed = ~hidden.reshape(n, -1)
     x = torch.where(hidden, torch.zeros_like(x), x)
-    sets = range(model.num_masks) if hasattr(model, "use_mask") else [None]
-    for m in sets:
-        if m is not None:
-            model.use_mask(m)
+    for m in range(model.num_masks):
+        model.use_mask(m)
         if _is_prefix(observed, model.ordering()):
             out = model.sequential(x, observed, y)
             per_dim = _per_dim(model.likelihood_from(model.conditionals(out, y)), out)
             log_po = None if per_dim is None else (per_dim.reshape(n, -1) * observed).sum(1).double()
             how = (
                 "exact (observed pixels first in the ordering"
-                + ("" if m is None else f" of mask set {m}")
+                + ("" if model.num_masks == 1 else f" of mask set {m}")
                 + ")"
             )
-            if m is not None:
-                model.use_mask(0)
+            model.use_mask(0)
             return out, {"method": how, "log_p_observed": log_po, "log_p_observed_kind": "exact"}
-    if sets[0] is not None:
-        model.use_mask(0)
+    model.use_mask(0)
     k = num_particles
     xr = x.repeat_interleave(k, 0)
     obs_r = observed.repeat_interleave(k, 0)
@@ -277,6 +237,71 @@ def _gan(model, x: Tensor, hidden: Tensor, y, steps: int) -> tuple[Tensor, dict]
     return torch.where(hidden, out.to(x.dtype), x), info
 
 
+def _repaint(model, x: Tensor, hidden: Tensor, resample: int) -> tuple[Tensor, dict]:
+    s = model.schedule
+    x0 = model.to_model_space(x)  # (B, *event): the observed values in the diffusion's space
+    z = torch.randn_like(x0)
+    for t in model.timesteps_for(None).tolist():  # T, ..., 1: RePaint runs the ancestral sampler
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        for r in range(resample):
+            unknown = s.reverse_mean(z, tt, model.eps(z, tt))  # x_{t-1} ~ p(x_{t-1} | x_t), no noise at t = 1
+            known = x0
+            if t > 1:
+                unknown = unknown + s.sigmas[t] * torch.randn_like(z)
+                known = s.q_sample(x0, tt - 1, torch.randn_like(x0))  # x_{t-1} ~ q(x_{t-1} | x_0)
+            prev = torch.where(hidden, unknown, known)
+            if r + 1 < resample and t > 1:  # jump back: x_t ~ q(x_t | x_{t-1}), then the step again
+                z = (1 - s.betas[t]).sqrt() * prev + s.betas[t].sqrt() * torch.randn_like(prev)
+        z = prev
+    out = model.finish(z)
+    info = {
+        "method": f"RePaint replacement, {model.T} steps x {resample} resamplings (approximate)",
+        "log_p_observed": None,
+        "log_p_observed_kind": None,
+    }
+    return torch.where(hidden, out.to(x.dtype), x), info
+
+
+def _langevin(model, x: Tensor, hidden: Tensor) -> tuple[Tensor, dict]:
+    u_obs = model.prepare(x)  # the clamped values in the model's working space
+
+    def clamp(v: Tensor, observed_values: Tensor = u_obs) -> Tensor:
+        return torch.where(hidden, v, observed_values)
+
+    if model.density == "unnormalized":  # SGLD on E(x_h, x_o) as a function of x_h
+        cfg = model.sampler
+        start = model.noise_u(x.shape[0])
+        v = sgld(
+            lambda v: model.energy_u(clamp(v)),
+            start,
+            model.sample_steps,
+            cfg["step_size"],
+            cfg["noise_scale"],
+            cfg["grad_clip"],
+        )
+        how = f"SGLD on the energy, observed pixels clamped, {model.sample_steps} steps (no mode jumps)"
+    else:  # annealed Langevin; at each level the clamped pixels carry noise of that level
+        level = {"sigma": None, "noisy": u_obs}
+
+        def score(v: Tensor, sigma: Tensor) -> Tensor:
+            if level["sigma"] is None or not torch.equal(level["sigma"], sigma):
+                level["sigma"] = sigma
+                noise = torch.randn_like(u_obs) * sigma.reshape(-1, *([1] * (u_obs.ndim - 1)))
+                level["noisy"] = u_obs + noise
+            return torch.where(hidden, model.score_u(clamp(v, level["noisy"]), sigma), 0.0)
+
+        start = model.sigmas[0] * torch.randn_like(u_obs)
+        v = annealed_langevin(
+            score, start, model.sigmas, model.steps_per_sigma, model.step_ratio, model.denoise
+        )
+        how = (
+            f"annealed Langevin, observed pixels clamped (noised per level), {model.num_sampling_steps} steps"
+        )
+    out = model.standardize.inverse(clamp(v))
+    info = {"method": how, "log_p_observed": None, "log_p_observed_kind": None}
+    return torch.where(hidden, out.to(x.dtype), x), info
+
+
 def _gibbs(model, x: Tensor, hidden: Tensor, y, sweeps: int, generator) -> tuple[Tensor, dict]:
     k = model.spec.num_categories
     n = x.shape[0]
@@ -304,6 +329,7 @@ def complete(
     num_particles: int = 64,
     steps: int = 100,
     seed: int | None = None,
+    resample: int = 2,
 ) -> tuple[Tensor, dict]:
     r"""Fills the hidden pixels of x with a draw given the observed ones.
 
@@ -315,11 +341,15 @@ def complete(
         num_particles: K of importance resampling and of the log p(x_o) estimates.
         steps: Metropolis-within-Gibbs steps (VAEs), Adam steps (GANs); Gibbs sweeps are steps // 20 + 1.
         seed: seeds torch's generator for the draw (None: the global state).
+        resample: RePaint's passes per reverse step (ddpm; 1 = plain replacement, each extra pass one
+            jump back and one more network call per step).
 
     Returns:
         the completed (B, *event_shape) tensor (observed pixels unchanged), and
         {"method": how it was drawn, "log_p_observed": log p(x_o) (B,) or None, "log_p_observed_kind"}.
     """
+    if isinstance(resample, bool) or not isinstance(resample, int) or resample < 1:
+        raise PPGenError(f"resample must be a positive integer, got {resample!r}")
     if seed is not None:
         torch.manual_seed(seed)
     model.eval()
@@ -333,25 +363,25 @@ def complete(
     hidden = hidden.expand_as(x).to(model.device)
     x = x.to(model.device).float()
     x = torch.where(hidden, torch.zeros_like(x), x)
-    if getattr(model, "conditional", False):
+    if model.conditional:
         if y is None:
             raise PPGenError(f"{model.name} is conditional: completion needs the labels y")
         y = torch.as_tensor(y, device=model.device).long()
     else:
         y = None
-    if hasattr(model, "net") and hasattr(model.net, "query"):
-        return _bayes_net(model, x, hidden)
-    if hasattr(model, "weight_logits") and hasattr(model, "params"):
-        return _mixture(model, x, hidden, None)
-    if hasattr(model, "conditionals") and hasattr(model, "sequential"):
+    exact = model.conditional_sample(x, hidden, y)
+    if exact is not None:
+        return exact
+    if model.completion == "chain-rule":
         return _autoregressive(model, x, hidden, y, num_particles, None)
-    if (
-        all(hasattr(model, a) for a in ("posterior", "prior", "likelihood"))
-        and model.density == "lower-bound"
-    ):
+    if model.completion == "latent-mcmc":
         return _vae(model, x, hidden, y, steps, num_particles)
-    if hasattr(model, "generate") and hasattr(model, "latent_dim") and model.density == "implicit":
+    if model.completion == "latent-fit":
         return _gan(model, x, hidden, y, steps)
+    if model.completion == "replacement":
+        return _repaint(model, x, hidden, resample)
+    if model.completion == "langevin":
+        return _langevin(model, x, hidden)
     if model.density in ("exact", "unnormalized") and model.spec.num_categories:
         return _gibbs(model, x, hidden, y, steps // 20 + 1, None)
     raise PPGenError(f"{model.name}: no completion method for a {model.density} {model.family} model")
@@ -380,7 +410,7 @@ def completion_metrics(
     }
     log_po = info.get("log_p_observed")
     if log_po is not None and model.density in ("exact", "lower-bound"):
-        y = None if not getattr(model, "conditional", False) else torch.as_tensor(y, device=model.device)
+        y = None if not model.conditional else torch.as_tensor(y, device=model.device)
         log_px, kind = model_log_density(model, truth.to(model.device), y, num_samples=num_samples)
         out["conditional_nll"] = float((log_po.cpu() - log_px.double().cpu()).mean())
         both = {info["log_p_observed_kind"], kind}

@@ -1,16 +1,25 @@
 """Training with missing data: maximize the likelihood of the observed part, log p(x_o) = log sum p(x_o, x_h).
 
-Missing entries are NaN in the data (``ppgen.data.from_tensor(x, kind, missing=True)``). A model can be
-fit to such data when it can compute or bound log p(x_o):
+Missing entries are NaN in the data (``ppgen.data.from_tensor(x, kind, missing=True)``, ``ppgen train
+--missing``). A model can be fit to such data when it can compute or bound log p(x_o), which it declares
+by overriding :meth:`~ppgen.base.GenerativeModel.observed_log_prob`:
 
 - ``independent``: log p(x_o) = sum_{i observed} log p(x_i), exact;
 - ``mixture``: log p(x_o) = log sum_k pi_k prod_{i observed} p(x_i | k), exact (the missing factors sum
   to one);
+- ``bayesnet``: exact, the missing entries enumerated out by Pyro (``obs_mask`` and variable elimination
+  in ``ppgen.graph.program.log_marginal``); its gradient in the CPTs is the EM direction, so Adam on it
+  reaches a (local) maximum of the observed-data likelihood;
 - VAEs: the MIWAE bound (Mattei & Frellsen, 2019), log (1/K) sum_k p(x_o | z_k) p(z_k) / q(z_k | x~)
   with z_k ~ q(z | x~), x~ the data with missing entries set to zero, and p(x_o | z) the likelihood of
   the observed entries only.
 
-Other families refuse with one line. The loss is driven by a plain torch optimizer, as in
+The other families refuse with one line. Autoregressive models (MADE, NADE, PixelCNN, ...) among them:
+log p(x_o) sums the chain rule over the missing entries, which is one pass only when every missing
+entry comes after every observed one in the model's ordering; with MADE's order-agnostic masks one can
+pick such an ordering per example, but then each example is scored by a different ordering, and the
+orderings of a trained MADE are different models (their likelihoods disagree), so the sum would not be
+the marginal likelihood of any one model. The loss is driven by a plain torch optimizer, as in
 :func:`ppgen.fit`.
 
 References:
@@ -18,7 +27,6 @@ References:
     arXiv:1812.02633.
 """
 
-import math
 import time
 from dataclasses import replace
 
@@ -27,56 +35,40 @@ from torch import Tensor
 
 from ppgen.data import Dataset
 from ppgen.errors import PPGenError
-from ppgen.likelihoods import factorized
 
 __all__ = ["observed_log_prob", "supports_missing", "fit_missing"]
 
 
 def supports_missing(model) -> str | None:
-    r"""None if ``model`` can be fit to data with missing entries, else why not (one line)."""
-    if hasattr(model, "weight_logits") and hasattr(model, "params"):
+    r"""None if ``model`` can be fit to data with missing entries, else why not (one line).
+
+    Asks the model's :meth:`~ppgen.base.GenerativeModel.observed_log_prob` for log p(x_o) of one example
+    whose entries are all missing but the first; None there means the model cannot marginalize.
+    """
+    probe = torch.full((1, *model.spec.event_shape), float("nan"), device=model.device)
+    probe.view(-1)[0] = 0.0
+    with torch.no_grad():
+        declared = model.observed_log_prob(probe) is not None
+    if declared:
         return None
-    if model.name == "independent" or all(hasattr(model, a) for a in ("posterior", "prior", "likelihood")):
-        if model.density in ("exact", "lower-bound") and not getattr(model, "conditional", False):
-            return None
     return (
-        f"{model.name} cannot train on data with missing entries: only independent, mixture and "
-        "(unconditional) VAEs marginalize them"
+        f"{model.name} cannot train on data with missing entries: only models that marginalize them "
+        "(independent, mixture, bayesnet, unconditional VAEs) do; see ppgen.inference.tasks.missing"
     )
-
-
-def _masked_per_dim(per_dim: Tensor, observed: Tensor) -> Tensor:
-    r"""sum over observed dimensions of per-dimension log densities (*, B, *event) -> (*, B)."""
-    kept = torch.where(observed, per_dim, torch.zeros_like(per_dim))
-    return kept.flatten(-len(observed.shape[1:])).sum(-1)
 
 
 def observed_log_prob(model, x: Tensor, num_samples: int = 1) -> Tensor:
     r"""log p(x_o) of each example (exact), or its MIWAE bound with K = ``num_samples`` (VAEs), (B,) nats.
 
     Arguments:
-        model: an independent, mixture or VAE model.
+        model: a model that declares :meth:`~ppgen.base.GenerativeModel.observed_log_prob`.
         x: (B, *event_shape), NaN where an entry is missing.
         num_samples: K importance samples of the VAE bound.
     """
-    if (reason := supports_missing(model)) is not None:
-        raise PPGenError(reason)
-    observed = ~torch.isnan(x)
-    filled = torch.where(observed, x, torch.zeros_like(x))
-    if hasattr(model, "weight_logits"):
-        per_dim = factorized(model.spec, model.params).base_dist.log_prob(
-            filled.unsqueeze(1)
-        )  # (B, K, *event)
-        kept = torch.where(observed.unsqueeze(1), per_dim, torch.zeros_like(per_dim))
-        log_obs = kept.flatten(2).sum(-1)  # (B, K): log p(x_o | k)
-        return torch.logsumexp(log_obs + model.weight_logits.log_softmax(0), dim=1)
-    if model.name == "independent":
-        return _masked_per_dim(model.likelihood().base_dist.log_prob(filled), observed)
-    q = model.posterior(filled)
-    z = q.rsample((num_samples,))  # (K, B, L)
-    per_dim = model.likelihood(z).base_dist.log_prob(filled.expand(num_samples, *filled.shape))
-    log_w = _masked_per_dim(per_dim, observed) + model.prior().log_prob(z) - q.log_prob(z)  # (K, B)
-    return log_w.logsumexp(0) - math.log(num_samples)
+    out = model.observed_log_prob(x, num_samples)
+    if out is None:
+        raise PPGenError(supports_missing(model))
+    return out
 
 
 def fit_missing(
@@ -92,7 +84,7 @@ def fit_missing(
     r"""Fits ``model`` by maximizing sum of log p(x_o) (exact, or the MIWAE bound with K = ``num_samples``).
 
     Arguments:
-        model: an independent, mixture or VAE model (others raise :class:`~ppgen.errors.PPGenError`).
+        model: a model that marginalizes missing entries (others raise :class:`~ppgen.errors.PPGenError`).
         data: the training split; NaN marks a missing entry.
         epochs, batch_size, lr: Adam's schedule.
         budget_seconds: stop after this many seconds of wall time.

@@ -350,10 +350,9 @@ def _completion_sentence(rows: list, masks) -> str:
     tail = f"; {', '.join(refused)} cannot complete" if refused else ""
     return (
         "Exact conditionals come from Bayes nets, mixtures and autoregressive models (by ordering or "
-        "importance resampling), approximate ones from MCMC on a VAE, and none from a GAN; "
-        + "; ".join(parts)
-        + tail
-        + "."
+        "importance resampling), approximate ones from MCMC on a VAE, from RePaint's replacement in a "
+        "diffusion model and from Langevin chains with clamped pixels on a score or energy model, and "
+        "none from a GAN (z fitted to the observed pixels); " + "; ".join(parts) + tail + "."
     )
 
 

@@ -14,6 +14,7 @@ References:
 """
 
 import functools
+from collections import OrderedDict
 
 import networkx as nx
 import pyro
@@ -23,13 +24,15 @@ from opt_einsum import get_symbol
 from pyro import poutine
 from pyro.infer import config_enumerate, infer_discrete
 from pyro.infer.inspect import get_dependencies
+from pyro.ops.contract import contract_to_tensor
 from pyro.ops.einsum import contract
+from pyro.ops.rings import LogRing
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
 from ppgen.errors import PPGenError
 
-__all__ = ["program", "sample", "query", "from_pyro", "fit_svi", "ancestors", "bandwidth"]
+__all__ = ["program", "sample", "query", "log_marginal", "from_pyro", "fit_svi", "ancestors", "bandwidth"]
 
 
 def ancestors(bn, names) -> set:
@@ -54,7 +57,12 @@ def bandwidth(bn, order: list) -> int:
 
 
 def program(
-    bn, x: Tensor | None = None, n: int | None = None, evidence: dict | None = None, only: set | None = None
+    bn,
+    x: Tensor | None = None,
+    n: int | None = None,
+    evidence: dict | None = None,
+    only: set | None = None,
+    observed: Tensor | None = None,
 ) -> dict:
     r"""The Pyro program of a Bayes net; returns {name: value}.
 
@@ -64,6 +72,8 @@ def program(
         n: the plate size when ``x`` is None (default 1).
         evidence: {name: value} sites to observe when ``x`` is None.
         only: an ancestrally closed subset of the variables to include (the rest are summed out trivially).
+        observed: (B, n) bool with ``x``: which entries are observed (Pyro's ``obs_mask``); the others are
+            latent, to be enumerated or sampled (their values in ``x`` are ignored).
     """
     bn.require_tables()
     if x is not None:
@@ -78,7 +88,8 @@ def program(
             obs = x[:, bn.column[v]] if x is not None else evidence.get(v)
             if obs is not None and obs.ndim == 0:
                 obs = obs.expand(size)
-            values[v] = pyro.sample(v, dist.Categorical(logits=logits), obs=obs)
+            mask = None if observed is None else observed[:, bn.column[v]]
+            values[v] = pyro.sample(v, dist.Categorical(logits=logits), obs=obs, obs_mask=mask)
     return values
 
 
@@ -135,6 +146,39 @@ def query(bn, targets, evidence: dict | None = None) -> Tensor:
     if not torch.isfinite(log_z):
         raise PPGenError("the evidence has probability zero under this net")
     return (log_joint - log_z).exp()
+
+
+def log_marginal(bn, x: Tensor, observed: Tensor) -> Tensor:
+    r"""Exact log p(x_o) of each example, the unobserved entries summed out: (B,) nats, differentiable.
+
+    The program runs with Pyro's ``obs_mask`` under ``poutine.enum``: each unobserved entry becomes an
+    enumerated site, and the trace's factors are contracted in log space per example (the plate "data"
+    kept), as ``TraceEnum_ELBO`` does for the sum. An enumerated site enters with its unmasked log
+    probability (for examples where it is observed its values sum to one), every other site masked.
+
+    Arguments:
+        bn: the :class:`~ppgen.graph.BayesNet` (dense tables).
+        x: (B, n) values in ``bn.ordering()``; entries where ``observed`` is False are ignored.
+        observed: (B, n) bool.
+    """
+    filled = torch.where(observed, x, torch.zeros_like(x))
+    model = config_enumerate(functools.partial(program, bn, x=filled, observed=observed), default="parallel")
+    trace = poutine.trace(poutine.enum(model, first_available_dim=-2)).get_trace()
+    trace.compute_log_prob()
+    trace.pack_tensors()
+    factors, sum_dims = OrderedDict(), set()
+    for site in trace.nodes.values():
+        if site["type"] != "sample" or site_is_subsample(site) or site["infer"].get("_deterministic"):
+            continue
+        enumerated = site["infer"].get("_enumerate_dim") is not None
+        term = site["packed"]["unscaled_log_prob" if enumerated else "log_prob"]
+        ordinal = frozenset(trace.plate_to_symbol[f.name] for f in site["cond_indep_stack"] if f.vectorized)
+        factors.setdefault(ordinal, []).append(term)
+        if enumerated:
+            sum_dims.update(d for d in term._pyro_dims if d not in trace.plate_to_symbol.values())
+    plate = frozenset(trace.plate_to_symbol.values())
+    ring = LogRing(dim_to_size={d: x.shape[0] for d in plate})  # a plate of one is packed away
+    return contract_to_tensor(factors, sum_dims, target_ordinal=plate, ring=ring).expand(x.shape[0])
 
 
 @torch.no_grad()

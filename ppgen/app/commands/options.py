@@ -43,7 +43,16 @@ def add_run_arguments(p: argparse.ArgumentParser, seed_default: int | None = 0) 
 def load_split(args, split: str):
     r"""The named data set's split, or a data file split deterministically."""
     if args.data.endswith(ppdata.FILE_SUFFIXES):
-        return ppdata.load_file(args.data, split, kind=args.kind)
+        missing = getattr(args, "missing", False)
+        try:
+            return ppdata.load_file(args.data, split, kind=args.kind, missing=missing)
+        except PPGenError as e:
+            if missing or "NaN" not in str(e):
+                raise
+            raise PPGenError(
+                f"{args.data} has NaN entries; if they are missing values, pass --missing (models that "
+                "marginalize them: independent, mixture, bayesnet, unconditional VAEs)"
+            ) from None
     if args.kind is not None:
         raise PPGenError("--kind applies only to data files; named data sets know their kind")
     return ppdata.load(args.data, split, root=args.data_root)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import torch
 
 from ppgen.app import runs
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split, parse_config
@@ -24,6 +25,7 @@ from ppgen.app.job import resolve_device, run_job
 from ppgen.app.plots import sample_figure
 from ppgen.app.specs import build_model, canonical, lookup
 from ppgen.errors import NonFiniteLossError, PPGenError
+from ppgen.inference.tasks.missing import fit_missing, observed_log_prob, supports_missing
 from ppgen.seed import get_rng_state, seed_everything
 
 HELP = "train a model, evaluate it on the test split and write a run directory"
@@ -45,6 +47,11 @@ def add_arguments(p):
     p.add_argument("--config", nargs="*", metavar="KEY=VALUE", help="model options, e.g. hidden=256")
     p.add_argument("--out", required=True, help="the run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out up to --epochs")
+    p.add_argument(
+        "--missing",
+        action="store_true",
+        help="NaN in a data file marks a missing entry: fit log p(x_o) with a model that marginalizes them",
+    )
     add_run_arguments(p, seed_default=None)
 
 
@@ -68,6 +75,8 @@ def run(args) -> int:
     _check_positive(args)
     if args.force and args.resume:
         raise PPGenError("--force starts the run afresh and --resume continues it; pass one of them")
+    if args.missing and (args.resume or args.steps is not None):
+        raise PPGenError("--missing trains in one go for --epochs; it does not take --resume or --steps")
     out = runs.prepare_run_dir(Path(args.out), force=args.force, resume=args.resume)
     device = resolve_device(args.device)
     if args.resume:
@@ -82,6 +91,8 @@ def _fresh(args, out: Path, device) -> int:
     config = parse_config(args.config)
     seed_everything(seed)
     model = build_model(args.model, train, config)  # a bad --config fails here, before anything is written
+    if args.missing:
+        return _fresh_missing(args, out, device, model, train, test, seed)
     fit_asked = {k: getattr(args, k) for k in FIT_KEYS}
     created = runs.make_run_dir(out)
     wrote = []
@@ -98,6 +109,63 @@ def _fresh(args, out: Path, device) -> int:
             if created and not wrote and not isinstance(e, NonFiniteLossError):
                 shutil.rmtree(out, ignore_errors=True)  # a refused or failed train leaves nothing behind
             raise
+
+
+def _fresh_missing(args, out: Path, device, model, train, test, seed: int) -> int:
+    r"""--missing: fit sum log p(x_o) (``ppgen.inference.tasks.missing``), score the test split's observed
+    entries, write config.json, model.pt and metrics.json (no resume, no samples figure)."""
+    if (reason := supports_missing(model)) is not None:
+        raise PPGenError(reason)
+    model.to(device)
+    fit_asked = {k: getattr(args, k) for k in FIT_KEYS}
+    defaults = type(model).fit_defaults
+    options = {
+        "epochs": args.epochs or defaults.get("epochs", 50),
+        "batch_size": args.batch_size or defaults.get("batch_size", 128),
+        "lr": args.lr or defaults.get("lr", 1e-3),
+        "budget_seconds": args.budget_seconds,
+    }
+    created = runs.make_run_dir(out)
+    with runs.RunLock(out):
+        try:
+            if args.force:
+                runs.clear_outputs(out)
+            record = {**_record(args, model, fit_asked, seed, device), "missing": True}
+            runs.write_json(out / runs.CONFIG, record)
+            start = time.perf_counter()
+            losses = fit_missing(model, train, generator=torch.Generator().manual_seed(seed), **options)
+            seconds = time.perf_counter() - start
+            runs.save_checkpoint(out / runs.CHECKPOINT, model, {"epoch": len(losses), "log": []})
+        except BaseException:
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            raise
+        k = args.num_samples if model.density == "lower-bound" else 1
+        with torch.no_grad():
+            nll = torch.cat([-observed_log_prob(model, xb.to(device), k) for xb in test.x.split(500)])
+        kind = "exact" if model.density == "exact" else f"miwae-{k} bound"
+        metrics = {
+            "model": args.model,
+            "data": args.data,
+            "density": model.density,
+            "n_params": model.num_parameters,
+            "train_seconds": seconds,
+            "epochs": len(losses),
+            "train_loss_nats": losses[-1],
+            "missing_fraction_train": float(torch.isnan(train.x).double().mean()),
+            "missing_fraction_test": float(torch.isnan(test.x).double().mean()),
+            "test_observed_nll_nats": float(nll.mean()),
+            "test_observed_nll_kind": f"-log p(x_o), {kind}",
+            "device": str(device),
+            "seed": seed,
+        }
+        runs.write_json(out / runs.METRICS, metrics)
+    print(
+        f"{args.model} on {args.data} with missing entries ({metrics['missing_fraction_train']:.1%} of "
+        f"train): test -log p(x_o) {metrics['test_observed_nll_nats']:.3f} nats ({kind}); "
+        f"run written to {out}"
+    )
+    return 0
 
 
 def _resume(args, out: Path, device) -> int:
