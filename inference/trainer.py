@@ -7,6 +7,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import pyro
 import torch
 from tqdm.auto import tqdm
 
@@ -150,7 +151,11 @@ def fit(
                 x = x.to(device)
                 y = None if y is None else y.to(device)
                 try:
-                    logs = objective.step(x, y)
+                    if result.steps == 0:  # the first step with Pyro's and torch's argument checks
+                        logs = objective.step(x, y)
+                    else:  # then without them: the data were checked, and the guard watches the numbers
+                        with pyro.validation_enabled(False):
+                            logs = objective.step(x, y)
                 except (ValueError, RuntimeError) as e:
                     if (reason := guard.check_exception(e)) is None:
                         raise
