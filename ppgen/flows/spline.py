@@ -54,8 +54,8 @@ def spline_knots(widths: Tensor, heights: Tensor, slopes: Tensor, bound: float) 
 
 
 def rational_quadratic_spline(
-    x: Tensor, knots: Tensor, slopes: Tensor, inverse: bool = False
-) -> tuple[Tensor, Tensor]:
+    x: Tensor, knots: Tensor, slopes: Tensor, inverse: bool = False, with_ladj: bool = True
+) -> tuple[Tensor, Tensor | None]:
     r"""The monotone rational-quadratic spline through ``knots`` (or its inverse) and log|dy/dx|.
 
     Arguments:
@@ -63,10 +63,11 @@ def rational_quadratic_spline(
         knots: the abscissae and ordinates from :func:`spline_knots`, (*, 2, K + 1).
         slopes: the slopes at the knots, (*, K + 1).
         inverse: map y -> x instead.
+        with_ladj: compute the log-derivative (sampling does not need it).
 
     Returns:
-        The outputs (*,) and the log-derivative of the forward map at the (input or output) abscissa, (*,);
-        both are the identity (0) outside [-bound, bound].
+        The outputs (*,) and the log-derivative of the forward map at the (input or output) abscissa, (*,)
+        (None without ``with_ladj``); the identity (0) outside [-bound, bound].
     """
     search = knots[..., 1 if inverse else 0, :]  # (*, K + 1)
     bound = search[..., -1]
@@ -86,15 +87,19 @@ def rational_quadratic_spline(
         b = h * d0 - dy * c2
         c = -s * dy
         theta = 2 * c / (-b - (b * b - 4 * a * c).clamp_min(0).sqrt())
-        out = x0 + theta * w
+        out = torch.where(inside, x0 + theta * w, x)
+        if not with_ladj:
+            return out, None
     else:
         theta = inside * (x - x0) / w
     t1 = theta * (1 - theta)
     denom = s + c2 * t1
     if not inverse:
-        out = y0 + h * (s * theta * theta + d0 * t1) / denom
+        out = torch.where(inside, y0 + h * (s * theta * theta + d0 * t1) / denom, x)
+        if not with_ladj:
+            return out, None
     ladj = torch.log(s * s * (d1 * theta * theta + 2 * s * t1 + d0 * (1 - theta) ** 2)) - 2 * torch.log(denom)
-    return torch.where(inside, out, x), inside * ladj
+    return out, inside * ladj
 
 
 class _Spline:
@@ -119,7 +124,7 @@ class _Spline:
     def _inverse(self, y: Tensor) -> Tensor:
         x = torch.zeros_like(y)
         for _ in range(y.shape[-1]):  # pass i fixes coordinate i of the autoregressive order
-            x = rational_quadratic_spline(y, *self.knots(x), inverse=True)[0]
+            x = rational_quadratic_spline(y, *self.knots(x), inverse=True, with_ladj=False)[0]
         return x
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
