@@ -151,7 +151,9 @@ def gradient_step(
     ``params`` is a list (kept by the objective, so that no step walks the module tree again)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grads = [p for p in params if p.grad is not None]
-    norm = torch.nn.utils.clip_grad_norm_(grads, clip_norm if clip_norm else float("inf"))
+    with_grad = [p for p in params if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in with_grad])
+    if clip_norm:  # (clip_grad_norm_ without a bound would still multiply every gradient by 1)
+        torch.nn.utils.clip_grads_with_norm_(with_grad, clip_norm, norm)
     optimizer.step()
     return float(norm)
