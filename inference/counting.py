@@ -1,5 +1,7 @@
 """Closed-form maximum likelihood by counting sufficient statistics (tabular models)."""
 
+import torch
+
 from ppgen.inference.objective import Objective, register_objective
 
 __all__ = ["CountingObjective"]
@@ -23,6 +25,7 @@ class CountingObjective(Objective):
         self.smoothing = self.options["smoothing"]
         self.stats = None
 
+    @torch.no_grad()  # counting needs no gradients: no graph over the tables' log-softmax
     def step(self, x, y):
         loss = -self.model.log_prob(x, y).mean().item()
         batch = self.model.sufficient_statistics(x, y)

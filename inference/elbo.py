@@ -3,12 +3,13 @@
 For a fully observed model the guide is empty and the loss is exactly -log p(x) (maximum likelihood);
 with enumerated discrete sites (``TraceEnum_ELBO``) it is the marginal -log p(x); with latent sites
 it is the negative ELBO (SVI). A plain torch optimizer drives it: Pyro's ``PyroOptim`` makes one
-optimizer per parameter, which is slower.
+optimizer per parameter, which is slower. A model whose ``training_loss`` computes the same loss
+without tracing its program (the same value, gradients and draws, checked by
+``tests/test_training_path.py``) is trained on that: tracing costs a step 0.5-4 ms, a third of the
+mixture's step on digits. Users' programs are always traced.
 """
 
-import torch
-
-from ppgen.inference.objective import Objective, gradient_step, register_objective
+from ppgen.inference.objective import Objective, adam, gradient_step, register_objective
 
 __all__ = ["ELBOObjective"]
 
@@ -29,11 +30,13 @@ class ELBOObjective(Objective):
         super().__init__(model, lr, **options)
         self.loss_fn = model.elbo()
         self.clip_norm = self.options["clip_norm"]
-        self.optimizers["adam"] = torch.optim.Adam(
-            model.parameters(), lr=lr, weight_decay=self.options["weight_decay"]
-        )
+        self.params = list(model.parameters())
+        self.optimizers["adam"] = adam(self.params, lr, weight_decay=self.options["weight_decay"])
 
     def step(self, x, y):
-        loss = self.loss_fn.differentiable_loss(self.model.model, self.model.guide, x, y) / x.shape[0]
-        norm = gradient_step(self.optimizers["adam"], loss, self.model.parameters(), self.clip_norm)
+        loss = self.model.training_loss(x, y)
+        if loss is None:
+            loss = self.loss_fn.differentiable_loss(self.model.model, self.model.guide, x, y)
+        loss = loss / x.shape[0]
+        norm = gradient_step(self.optimizers["adam"], loss, self.params, self.clip_norm)
         return {"loss": loss.item(), "grad_norm": norm}

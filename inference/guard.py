@@ -1,9 +1,10 @@
 """The checks around a fit: its arguments at the boundary, and a guard that stops training when it
 breaks down numerically.
 
-Training has broken down when a step's loss or any logged number (a gradient norm) is NaN or infinite,
-when a step raises because a parameter became NaN or infinite (Pyro's distributions validate their
-parameters, ``ValueError: Expected parameter loc ... to satisfy the constraint``), when the weights
+Training has broken down when a step's loss or any logged number (a gradient norm) is NaN or infinite
+(blamed on a parameter when one is), when a step raises because a parameter became NaN or infinite
+(on the first step Pyro's distributions validate their parameters, ``ValueError: Expected parameter loc
+... to satisfy the constraint``; :func:`ppgen.fit` runs later steps without that validation), when the weights
 hold NaN or infinite values at the end of an epoch, or when a likelihood-type loss diverges: it rises
 far above the best loss seen in this fit. :func:`ppgen.fit` then restores the last epoch that ended
 well and raises :class:`~ppgen.errors.NonFiniteLossError`.
@@ -74,8 +75,9 @@ class TrainingGuard:
     def check_step(self, logs: dict) -> str | None:
         r"""None if the step's logs are sound, else what went wrong."""
         loss = logs["loss"]
-        if not math.isfinite(loss):
-            return "non-finite loss"
+        if not math.isfinite(loss):  # a parameter gone NaN says more (distributions are not validated)
+            bad = _non_finite_parameters(self.model)
+            return "non-finite loss" if bad is None else f"non-finite parameter {bad}"
         for key, value in logs.items():
             if isinstance(value, float) and not math.isfinite(value):
                 return f"non-finite {key.replace('_', ' ')}"

@@ -2,7 +2,8 @@
 
 A flow is an invertible map f from data x to a standard normal base z, and the change of variables
 gives the exact density, log p(x) = log N(f(x); 0, I) + log|det df/dx|. Every model here is the Pyro
-program ``pyro.sample("x", dist.TransformedDistribution(base, [f.inv]), obs=x)``: one shared base
+program ``pyro.sample("x", NormalizingFlow(base, steps of f), obs=x)`` (the law of f^{-1}(z), scored in
+one fused pass of map and log-determinant, :class:`~ppgen.flows.NormalizingFlow`): one shared base
 class, :class:`VectorFlow`, builds f as an :class:`~ppgen.flows.ActNorm` that standardises the data
 (set from the first training batch) followed by ``num_layers`` steps of the variant's transform,
 with the coordinates reversed between steps. Each variant only says what one step is; with
@@ -31,7 +32,15 @@ from torch.distributions import ComposeTransform
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
-from ppgen.flows import ActNorm, BoundedScale, conditional_invertible_planar, invertible_planar
+from ppgen.flows import (
+    ActNorm,
+    AutoregressiveSpline,
+    BoundedScale,
+    ConditionalAutoregressiveSpline,
+    NormalizingFlow,
+    conditional_invertible_planar,
+    invertible_planar,
+)
 
 __all__ = ["VectorFlow", "RealNVP", "MAF", "NSF", "PlanarFlow"]
 
@@ -89,19 +98,24 @@ class VectorFlow(GenerativeModel):
         y = self.check_labels(y, n)
         return None if y is None else nn.functional.one_hot(y, self.context_dim).to(self.base_loc.dtype)
 
-    def normalizing_transform(self, context: Tensor | None = None) -> ComposeTransform:
-        r"""f: data -> base, a ComposeTransform of the steps (conditioned on ``context``) and reversals."""
+    def normalizing_steps(self, context: Tensor | None = None) -> list:
+        r"""The transforms whose composition is f: data -> base: the steps (conditioned on ``context``)
+        with the coordinates reversed between them."""
         parts = []
         for i, step in enumerate(self.steps):
             if i > 1:
                 parts.append(T.Permute(self.reverse))
             parts.append(step.condition(context) if isinstance(step, ConditionalTransformModule) else step)
-        return ComposeTransform(parts)
+        return parts
 
-    def flow(self, context: Tensor | None = None) -> dist.TransformedDistribution:
-        r"""The distribution of x: the base N(0, I) pushed through f^{-1}."""
-        base = dist.Normal(self.base_loc, self.base_scale).to_event(1)
-        return dist.TransformedDistribution(base, [self.normalizing_transform(context).inv])
+    def normalizing_transform(self, context: Tensor | None = None) -> ComposeTransform:
+        r"""f: data -> base as one ComposeTransform (for plots and checks; the flow runs the steps itself)."""
+        return ComposeTransform(self.normalizing_steps(context))
+
+    def flow(self, context: Tensor | None = None) -> NormalizingFlow:
+        r"""The distribution of x: the base N(0, I) pushed through f^{-1}, scored in one fused pass."""
+        base = dist.Normal(self.base_loc, self.base_scale, validate_args=False).to_event(1)
+        return NormalizingFlow(base, self.normalizing_steps(context))
 
     # --- the protocol ---------------------------------------------------------------------------------
     def model(self, x=None, y=None):
@@ -112,6 +126,10 @@ class VectorFlow(GenerativeModel):
     def log_prob(self, x, y=None):
         x = self.check_input(x)
         return self.flow(self.context(y, x.shape[0])).log_prob(x)
+
+    def training_loss(self, x, y=None):
+        r"""-sum log p(x): the Pyro program's loss (it has no latent site), without the trace."""
+        return -self.flow(self.context(y, x.shape[0])).log_prob(x).sum()
 
     @torch.no_grad()
     def sample(self, n, y=None):
@@ -209,8 +227,9 @@ class MAF(VectorFlow):
 class NSF(VectorFlow):
     r"""Neural spline flow: monotone rational-quadratic splines whose knots are autoregressive in x.
 
-    Pyro's ``SplineAutoregressive`` with ``order="quadratic"`` (``ConditionalSplineAutoregressive``
-    with ``conditional=True``), run data -> base; inside [-bound, bound] each coordinate goes through
+    :class:`~ppgen.flows.AutoregressiveSpline` (Pyro's ``SplineAutoregressive(order="quadratic")``
+    parameterization with a fused log-determinant; ``ConditionalAutoregressiveSpline`` with
+    ``conditional=True``), run data -> base; inside [-bound, bound] each coordinate goes through
     a spline of ``count_bins`` bins, outside it the map is the identity (linear tails). Slopes are
     softplus-bounded, so the map is smooth and cannot blow up.
 
@@ -240,8 +259,8 @@ class NSF(VectorFlow):
     def make_step(self, i):
         k = self.count_bins
         net = _autoregressive_net(self, [k, k, k - 1])  # widths, heights, inner derivatives
-        cls = T.ConditionalSplineAutoregressive if self.conditional else T.SplineAutoregressive
-        return cls(self.dim, net, count_bins=k, bound=self.bound, order="quadratic")
+        cls = ConditionalAutoregressiveSpline if self.conditional else AutoregressiveSpline
+        return cls(self.dim, net, count_bins=k, bound=self.bound)
 
 
 @register

@@ -55,7 +55,9 @@ class Mixture(GenerativeModel):
             return pyro.sample("x", factorized(self.spec, self.params[z]), obs=x)
 
     def log_prob(self, x, y=None):
-        x = self.check_input(x)
+        return self._log_prob(self.check_input(x))
+
+    def _log_prob(self, x):
         components = factorized(self.spec, self.params)  # batch (K,)
         lp = components.log_prob(x.unsqueeze(1))  # (B, K)
         return torch.logsumexp(lp + self.weight_logits.log_softmax(0), dim=1)
@@ -84,6 +86,10 @@ class Mixture(GenerativeModel):
             "log_p_observed_kind": "exact",
         }
         return torch.where(hidden, draw.to(x.dtype), x), info
+
+    def training_loss(self, x, y=None):
+        r"""-sum log p(x): TraceEnum_ELBO's loss, z summed out by the same logsumexp, without the trace."""
+        return -self._log_prob(x).sum()
 
     @torch.no_grad()
     def sample(self, n, y=None):

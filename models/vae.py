@@ -24,6 +24,7 @@ import torch
 from pyro.distributions.transforms import Permute, conditional_affine_autoregressive
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch import Tensor, nn
+from torch.distributions import kl_divergence
 
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
@@ -252,6 +253,17 @@ class VAE(GenerativeModel):
             TraceMeanField_ELBO(max_plate_nesting=1) if self.analytic_kl else Trace_ELBO(max_plate_nesting=1)
         )
 
+    def training_loss(self, x, y=None):
+        r"""-ELBO summed over the batch, as :meth:`elbo` computes it (one reparameterized draw of z; the
+        analytic KL with ``analytic_kl``), running the guide and then the model in Pyro's order so that
+        the random draws (and dropout masks) are the same."""
+        q = self.posterior(x, y)  # the guide
+        z = q.rsample()
+        prior = self.prior()
+        log_lik = self.likelihood(z, y).log_prob(x)  # (B,)
+        kl = kl_divergence(q, prior) if self.analytic_kl else q.log_prob(z) - prior.log_prob(z)
+        return (kl - log_lik).sum()
+
     # --- densities, samples, latent space -------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None, num_samples: int | None = None) -> Tensor:
         r"""The ELBO per example (B,) nats, averaged over ``num_samples`` (default ``elbo_samples``)
@@ -340,6 +352,9 @@ class IWAE(VAE):
 
     def elbo(self) -> pyro.infer.ELBO:
         return ImportanceWeightedELBO(alpha=0.0, num_particles=self.particles, max_plate_nesting=1)
+
+    def training_loss(self, x, y=None):
+        return None  # the K-sample bound is traced (ImportanceWeightedELBO)
 
 
 @register

@@ -102,6 +102,13 @@ class GenerativeModel(nn.Module):
         r"""The Pyro objective whose ``differentiable_loss`` trains this model (see inference/elbo.py)."""
         return pyro.infer.Trace_ELBO()
 
+    def training_loss(self, x: Tensor, y: Tensor | None = None) -> Tensor | None:
+        r"""``elbo().differentiable_loss(model, guide, x, y)`` computed without tracing the Pyro program, or
+        None (the default): then the ELBO objective traces it. A model that defines it returns the same
+        value, gradients and random draws as the traced loss (``tests/test_training_path.py`` checks every
+        one); x is a training batch that :func:`ppgen.fit` has already validated."""
+        return None
+
     def initialize(self, data) -> None:
         r"""Data-dependent initialization from the training split, called by :func:`ppgen.fit` before the
         first epoch of a fresh fit (not when resuming). Default: nothing."""

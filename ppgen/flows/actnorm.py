@@ -79,6 +79,11 @@ class ActNorm(TransformModule):
     def _inverse(self, z: Tensor) -> Tensor:
         return z * self.log_scale.exp() + self.loc
 
+    def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""(z, log|det dz/dx|) in one call, without the transform cache (see ppgen.flows.NormalizingFlow)."""
+        z = self._call(x)
+        return z, self.log_abs_det_jacobian(x, z)
+
     def log_abs_det_jacobian(self, x: Tensor, z: Tensor) -> Tensor:
         ladj = -self.log_scale.sum()
         if self._event_dim == 3:
