@@ -26,7 +26,6 @@ from ppgen.app.specs import build_model, canonical, lookup
 from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.seed import get_rng_state, seed_everything
 
-HELP = "train a model, evaluate it on the test split and write a run directory"
 FIT_KEYS = ("epochs", "steps", "budget_seconds", "batch_size", "lr")
 
 
