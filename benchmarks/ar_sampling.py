@@ -15,6 +15,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.data import DataSpec
 from ppgen.models.autoregressive import AutoregressiveModel
 
@@ -43,11 +44,11 @@ def main(argv=None):
     parser.add_argument("-n", "--num-samples", type=int, default=10, help="samples per call (default 10)")
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats, the best is kept (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     ppgen.seed_everything(args.seed)
     device = torch.device(args.device)
     spec = DataSpec("binary", (1, args.side, args.side))

@@ -16,6 +16,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.metrics import mode_coverage
 
 
@@ -39,14 +40,13 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="default: the model's fit_defaults")
     parser.add_argument("--n", type=int, default=2500, help="samples per sampler (2,500 in VEEGAN/PacGAN)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs per sampler; the best is kept")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", default=None, help="write the trained model's state_dict here")
     parser.add_argument("--load", default=None, help="skip training: load a state_dict written by --save")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     ppgen.seed_everything(args.seed)
     train = ppgen.data.load(args.data)
     model = ppgen.create("ddpm", train, timesteps=args.timesteps).to(args.device)

@@ -14,6 +14,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 
 
 def plain_pytorch(
@@ -58,10 +59,9 @@ def main():
     p.add_argument("--components", type=int, default=24)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--threads", type=int, default=None)
+    add_threads_argument(p)
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     train = ppgen.data.load(args.data, "train", root=args.data_root)
     plain_s, plain_loss = plain_pytorch(train.x, args.components, args.epochs, args.batch_size, args.lr, 0)
     ppgen_s, ppgen_loss = with_ppgen(train, args.components, args.epochs, args.batch_size, args.lr, 0)

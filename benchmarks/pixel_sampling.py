@@ -16,6 +16,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.data import DataSpec
 
 MODELS = ("pixelcnn", "gated-pixelcnn", "pixelrnn")
@@ -40,11 +41,11 @@ def main(argv=None):
     parser.add_argument("--sides", default="8,28", help="image sides to time (default 8,28)")
     parser.add_argument("-n", "--num-samples", type=int, default=16, help="samples per call (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = torch.device(args.device)
     rows = []
     for side in (int(s) for s in args.sides.split(",")):
