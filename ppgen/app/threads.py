@@ -2,10 +2,12 @@
 
 ppgen's networks are small (MLPs of a few hundred units, 8 x 8 images), so one step is a chain of small
 kernels: extra intra-op threads buy little and cost a synchronisation per kernel, which turns into long
-waits when other processes share the cores. ``benchmarks/threads.py`` measures it per family; on a
-2-core machine one thread was as fast or faster for every family (see that script's docstring), so
-the default is one thread. ``--threads N`` on the command line, or ``PPGEN_THREADS=N`` in the
-environment, sets another count; 0 leaves torch's own default (one per core).
+waits when other processes share the cores. ``benchmarks/threads.py`` measures it per family: on a shared
+2-core machine (load average 7-12) torch's default of 2 threads made a training step 8-45x slower in wall
+time than one thread (and 8-40x in CPU time: the threads spin while they wait), for one small model of
+each of the seven families; so the default here is one thread. ``--threads N`` on the command line, or
+``PPGEN_THREADS=N`` in the environment, sets another count; 0 leaves torch's own default (one per core),
+which can pay on a quiet machine with many cores and large networks.
 
 The Python API (``ppgen.fit`` and friends) never changes torch's global thread count: only the command
 line, ``compare``'s worker processes and the benchmark scripts call :func:`set_threads`.
