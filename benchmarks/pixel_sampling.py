@@ -11,26 +11,15 @@ Both draw from the same distribution (tests/test_pixelcnn.py checks it); this pr
 """
 
 import argparse
-import time
 
 import torch
 
 import ppgen
 from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.data import DataSpec
+from ppgen.inference.evaluate import sampling_cost
 
 MODELS = ("pixelcnn", "gated-pixelcnn", "pixelrnn")
-
-
-def timed(fn, device) -> tuple[float, float]:
-    r"""(wall seconds, process CPU seconds) of one call."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv=None):
@@ -52,11 +41,10 @@ def main(argv=None):
         for name in args.models.split(","):
             ppgen.seed_everything(args.seed)
             model = ppgen.create(name, DataSpec("binary", (1, side, side))).to(device).eval()
-            with torch.no_grad():
-                model.sample(2)
-                model.sample(2, cached=False)  # warm up both paths
-                cached = timed(lambda m=model: m.sample(args.num_samples), device)
-                naive = timed(lambda m=model: m.sample(args.num_samples, cached=False), device)
+            n = args.num_samples  # ppgen's sampling protocol: a warm-up call, then one timed batch
+            cached = sampling_cost(model.sample, n, batch_size=n)[1:]
+            naive = sampling_cost(lambda k, m=model: m.sample(k, cached=False), n, batch_size=n)[1:]
+            cached, naive = [tuple(t * n / 1000 for t in pair) for pair in (cached, naive)]  # s per call
             rows.append((name, side, cached, naive))
 
     print(
