@@ -92,7 +92,7 @@ def main(argv=None):
     parser.add_argument("--models", default="ddpm,smld")
     parser.add_argument("--split", choices=["validation", "test"], default="validation")
     parser.add_argument("--every", type=int, default=20, help="epochs between scores (default 20)")
-    parser.add_argument("--fit", default="{}", help="JSON fit options over fit_defaults (for tuning)")
+    parser.add_argument("--fit", default="{}", help="JSON fit options over fit_defaults (every model)")
     parser.add_argument("--config", default="{}", help="JSON model options over the defaults")
     parser.add_argument("--seed", type=int, default=0)
     add_threads_argument(parser)
