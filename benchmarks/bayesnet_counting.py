@@ -19,6 +19,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 
 
 def timed(fn, repeats: int):
@@ -60,8 +61,9 @@ def main(argv=None):
     parser.add_argument("--data-root", default=None, help="folder with the MNIST files")
     parser.add_argument("--orders", default="1,2,4,8", help="Markov orders k (default 1,2,4,8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats, the best is kept (default 3)")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    set_threads(args.threads)
     train, test = (
         ppgen.data.load(args.data, "train", root=args.data_root),
         ppgen.data.load(args.data, "test", root=args.data_root),

@@ -29,6 +29,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.errors import PPGenError
 
 PUBLISHED = {
@@ -126,14 +127,13 @@ def main(argv=None):
         "--test-size", type=int, default=None, help="evaluate on the first N test images (default all 10,000)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = torch.device(
         "cuda"
         if args.device == "auto" and torch.cuda.is_available()

@@ -27,6 +27,7 @@ import time
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.metrics import image_sample_quality, mode_coverage
 
 
@@ -77,8 +78,9 @@ def main():
     p.add_argument("--epochs", type=int, default=None, help="default: each model's fit_defaults")
     p.add_argument("--data-root", default=None)
     p.add_argument("--json", default=None, help="also write the rows here")
+    add_threads_argument(p)
     args = p.parse_args()
-    torch.set_num_threads(1)
+    set_threads(args.threads)
     rows = []
     for data_name in args.data.split(","):
         for model_name in args.models.split(","):

@@ -12,6 +12,7 @@ import argparse
 import ppgen
 from ppgen.app.compare import applicable_models, compare, default_jobs
 from ppgen.app.report import summarize
+from ppgen.app.threads import add_threads_argument
 
 
 def cell(row: dict) -> str:
@@ -40,10 +41,12 @@ def main():
     p.add_argument("--models", default=None)
     p.add_argument("--jobs", type=int, default=default_jobs())
     p.add_argument("--out", default="runs/table")
+    add_threads_argument(p)
     args = p.parse_args()
     train, test = ppgen.data.load(args.data, "train"), ppgen.data.load(args.data, "test")
     names = applicable_models(train, args.models.split(",") if args.models else None)
-    rows = summarize(compare(train, test, names, f"{args.out}/{args.data}", jobs=args.jobs))
+    rows = compare(train, test, names, f"{args.out}/{args.data}", jobs=args.jobs, threads=args.threads)
+    rows = summarize(rows)
     print(f"| model | family | density | {args.data}: test quality (default config, CPU) |")
     print("|---|---|---|---|")
     for row in rows:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.data import batches
 
 
@@ -158,12 +159,12 @@ def main():
     p.add_argument("--epochs", type=int, default=10, help="epochs of vae and mixture (12 steps each)")
     p.add_argument("--bayesnet-epochs", type=int, default=300, help="epochs (= steps) of the Bayes net")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1)
+    add_threads_argument(p)
     p.add_argument("--quick", action="store_true", help="2 epochs, 50 Bayes-net epochs, 1 repeat")
     args = p.parse_args()
     if args.quick:
         args.epochs, args.bayesnet_epochs, args.repeats = 2, 50, 1
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     train = ppgen.data.load("digits", "train")
     seed = 0
 

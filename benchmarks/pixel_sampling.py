@@ -11,25 +11,15 @@ Both draw from the same distribution (tests/test_pixelcnn.py checks it); this pr
 """
 
 import argparse
-import time
 
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.data import DataSpec
+from ppgen.inference.evaluate import sampling_cost
 
 MODELS = ("pixelcnn", "gated-pixelcnn", "pixelrnn")
-
-
-def timed(fn, device) -> tuple[float, float]:
-    r"""(wall seconds, process CPU seconds) of one call."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main(argv=None):
@@ -40,22 +30,21 @@ def main(argv=None):
     parser.add_argument("--sides", default="8,28", help="image sides to time (default 8,28)")
     parser.add_argument("-n", "--num-samples", type=int, default=16, help="samples per call (default 16)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = torch.device(args.device)
     rows = []
     for side in (int(s) for s in args.sides.split(",")):
         for name in args.models.split(","):
             ppgen.seed_everything(args.seed)
             model = ppgen.create(name, DataSpec("binary", (1, side, side))).to(device).eval()
-            with torch.no_grad():
-                model.sample(2)
-                model.sample(2, cached=False)  # warm up both paths
-                cached = timed(lambda m=model: m.sample(args.num_samples), device)
-                naive = timed(lambda m=model: m.sample(args.num_samples, cached=False), device)
+            n = args.num_samples  # ppgen's sampling protocol: a warm-up call, then one timed batch
+            cached = sampling_cost(model.sample, n, batch_size=n)[1:]
+            naive = sampling_cost(lambda k, m=model: m.sample(k, cached=False), n, batch_size=n)[1:]
+            cached, naive = [tuple(t * n / 1000 for t in pair) for pair in (cached, naive)]  # s per call
             rows.append((name, side, cached, naive))
 
     print(

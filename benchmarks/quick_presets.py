@@ -21,10 +21,10 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
 
 import ppgen  # noqa: E402
 from ppgen.app.demo import DEMO_MODELS  # noqa: E402
+from ppgen.app.threads import add_threads_argument, set_threads  # noqa: E402
 
 IMAGE_SAMPLES = 200  # as ppgen compare --quick
 NUM_SAMPLES = 100  # K of the IWAE estimate, as ppgen compare --quick
@@ -80,8 +80,9 @@ def main() -> None:
     parser.add_argument("--fit", default=None, help="JSON fit options overriding the preset's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="append the rows to this JSON-lines file")
+    add_threads_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    set_threads(args.threads)
     names = args.models.split(",") if args.models else DEMO_MODELS.get(args.data, [])
     config = json.loads(args.config) if args.config else None
     fit = json.loads(args.fit) if args.fit else None

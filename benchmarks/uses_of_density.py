@@ -12,9 +12,8 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.app.uses_section import uses_section
 from ppgen.inference.tasks.anomaly import held_out_class
 from ppgen.inference.tasks.classify import fit_per_class
@@ -61,8 +60,9 @@ def main():
     )
     parser.add_argument("--num-samples", type=int, default=100)
     parser.add_argument("--smoke", action="store_true", help="one epoch each: checks that it runs")
+    add_threads_argument(parser)
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    set_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = ppgen.data.load("digits", "train"), ppgen.data.load("digits", "test")

@@ -13,6 +13,7 @@ import pyro.distributions as dist
 import torch
 
 import ppgen
+from ppgen.app.threads import add_threads_argument, set_threads
 from ppgen.likelihoods.vamp_prior import DiagonalNormalMixture
 
 
@@ -86,9 +87,9 @@ def main():
     p.add_argument("--particles", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--repeats", type=int, default=50)
-    p.add_argument("--threads", type=int, default=1)
+    add_threads_argument(p)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     density_ratio(args)
     step_ratio(args)
 

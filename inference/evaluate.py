@@ -9,7 +9,7 @@ from ppgen.data import Dataset
 from ppgen.errors import PPGenError
 from ppgen.metrics import bits_per_dim, image_sample_quality, mode_coverage
 
-__all__ = ["evaluate", "test_log_prob", "time_sampling", "sampling_cost"]
+__all__ = ["evaluate", "test_log_prob", "sampling_cost"]
 
 
 @torch.no_grad()
@@ -36,8 +36,13 @@ def test_log_prob(
 def sampling_cost(
     sample, n: int, batch_size: int = 1000, warmup: int = 2
 ) -> tuple[torch.Tensor, float, float]:
-    r"""The timing protocol of every sampling speed ppgen reports: a warm-up call, then n samples in
-    batches of at most ``batch_size``, timed in wall and CPU (this process) seconds.
+    r"""The timing protocol of every sampling speed ppgen reports (``evaluate``, ``compare``'s report and
+    sampler sweep, the benchmarks): a warm-up call, then n samples in batches of at most ``batch_size``,
+    timed in wall and CPU (this process) seconds, the device synchronised before and after.
+
+    CPU seconds are the better measure on a shared machine; wall seconds there include the time other
+    processes held the cores. State the thread count beside them (the `ppgen` command runs one torch
+    thread unless told otherwise).
 
     Arguments:
         sample: a function ``n -> (n, *event_shape)`` samples, e.g. ``model.sample``.
@@ -46,8 +51,8 @@ def sampling_cost(
     Returns:
         ``(samples, wall, cpu)``: the (n, *event_shape) samples and the wall and CPU seconds per 1000 samples.
     """
-    if warmup:
-        sample(warmup)
+    if warmup and sample(warmup).is_cuda:
+        torch.cuda.synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     parts = []
     for start in range(0, n, batch_size):
@@ -56,12 +61,6 @@ def sampling_cost(
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return torch.cat(parts), wall * 1000 / n, cpu * 1000 / n
-
-
-def time_sampling(model, n: int) -> tuple[torch.Tensor, float]:
-    r"""n samples and the wall seconds they took per 1000 samples (the protocol of :func:`sampling_cost`)."""
-    x, wall, _ = sampling_cost(model.sample, n)
-    return x, wall
 
 
 def evaluate(

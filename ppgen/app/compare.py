@@ -17,6 +17,7 @@ from ppgen.app.grid import Cell, run_grid
 from ppgen.app.report import format_table, markdown_blocks, write_report
 from ppgen.app.runs import load_checkpoint
 from ppgen.app.specs import lookup
+from ppgen.app.threads import resolve_threads
 from ppgen.app.uses_section import uses_section
 from ppgen.base import model_names, supports
 from ppgen.data import Dataset
@@ -101,6 +102,7 @@ def compare(
     progress: bool = True,
     log=print,
     uses: bool = True,
+    threads: int | None = None,
 ) -> list[dict]:
     r"""Trains (or finds cached), scores and reports every model on ``train``/``test``.
 
@@ -111,7 +113,9 @@ def compare(
         budget_seconds: training seconds per model, evaluation excluded (see :func:`plan`).
         quick: quick presets instead of default configs.
         seeds: one run per seed; the report gives mean ± sd.
-        jobs: parallel processes (one torch thread each).
+        jobs: parallel processes.
+        threads: torch threads per process (default ``$PPGEN_THREADS``, else one; see
+            :mod:`ppgen.app.threads`).
         use_cache: reuse finished runs from the cache (``$PPGEN_CACHE`` or the user cache directory).
         uses: add the sections on what each density is good for (outlier rejection, Bayes-rule
             classification, completion; :func:`ppgen.app.uses_section.uses_section`), computed from the
@@ -127,7 +131,8 @@ def compare(
     cells, left_out = plan(names, train, quick, budget_seconds, seeds, device)
     for name, why in left_out.items():
         log(f"  {name:<16} left out: {why}")
-    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress)
+    threads = resolve_threads(threads)
+    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress, threads)
     rows = add_flags([row for row, _ in results])
     for row in rows:
         log("  " + _one_line(row))
@@ -138,7 +143,8 @@ def compare(
     wall = time.perf_counter() - start
     extra = _uses_blocks(rows, train, test, out, quick, cache_root, log) if uses and use_cache else []
     write_report(out, train, test, rows, samples, left_out, quick=quick, jobs=jobs, wall=wall,
-                 cache=str(cache_root or cache_dir()) if use_cache else None, extra=extra)  # fmt: skip
+                 cache=str(cache_root or cache_dir()) if use_cache else None, extra=extra,
+                 threads=threads)  # fmt: skip
     return rows
 
 

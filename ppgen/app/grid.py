@@ -3,14 +3,13 @@
 A cell trains its model through :func:`~ppgen.app.job.run_job` on train less a validation split
 (which the quality curve of :mod:`ppgen.app.monitor` scores), evaluates it on test with its fast
 sampler, times each sampler of :func:`~ppgen.app.samplers.sampler_sweep` against its sample quality,
-and gathers what the diagnostic flags need. Cells run in spawned processes on one thread each; one
-that fails becomes a row with an ``error`` and never costs the others.
+and gathers what the diagnostic flags need. Cells run in spawned processes (one torch thread each unless
+``threads`` says otherwise); one that fails becomes a row with an ``error`` and never costs the others.
 """
 
 import hashlib
 import math
 import multiprocessing
-import os
 import sys
 import time
 import traceback
@@ -28,9 +27,9 @@ from ppgen.app.job import run_job
 from ppgen.app.monitor import QualityMonitor
 from ppgen.app.samplers import fast_sampler, sampler_sweep, use_sampler
 from ppgen.app.specs import display_name, is_program_spec, lookup
+from ppgen.app.threads import resolve_threads, set_threads
 from ppgen.data import Dataset
 from ppgen.inference.evaluate import sampling_cost
-from ppgen.inference.posterior import active_units
 from ppgen.metrics import image_sample_quality, mmd, mode_coverage
 from ppgen.seed import seed_everything
 
@@ -168,6 +167,8 @@ def run_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool = True, 
         samples = model.sample(64 if test.spec.is_image else 1000).detach().cpu()
     units = None
     if hasattr(model, "posterior"):
+        from ppgen.inference.posterior import active_units  # here: it imports ArviZ, which only VAEs need
+
         y = test.y[:500] if model.conditional and test.y is not None else None
         count, var = active_units(
             model, test.x[:500].to(model.device), None if y is None else y.to(model.device)
@@ -210,9 +211,8 @@ def run_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool = True, 
     return {**row, "cached": False}, samples
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
+def _init_worker(threads: int) -> None:
+    set_threads(threads)
 
 
 def _safe_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool, cache_root):
@@ -241,9 +241,12 @@ def run_grid(
     use_cache: bool = True,
     cache_root=None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> list[tuple[dict, torch.Tensor | None]]:
-    r"""Runs every cell, ``jobs`` at a time in spawned processes (one torch thread each), with one
-    progress bar over the grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
+    r"""Runs every cell, ``jobs`` at a time in spawned processes of ``threads`` torch threads each (see
+    :func:`ppgen.app.threads.resolve_threads`: default ``$PPGEN_THREADS``, else one), with one progress bar
+    over the grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
+    threads = resolve_threads(threads)
     results: list = [None] * len(cells)
     bar = tqdm(total=len(cells), desc="compare", unit="run", disable=not progress, file=sys.stderr)
     todo = []
@@ -257,20 +260,22 @@ def run_grid(
     if todo and test.spec.is_image and features.has_classifier(test.name, test.spec):
         features.classifier(test.name, test.spec, root=test.root)  # trained once here, not in every worker
     if jobs <= 1 or len(todo) <= 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        previous = torch.get_num_threads()
+        set_threads(threads)
         try:
             for i in todo:
                 bar.set_postfix_str(f"{cells[i].model} seed {cells[i].seed}")
                 results[i] = _safe_cell(cells[i], train, test, use_cache, cache_root)
                 bar.update(1)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(previous)
             bar.close()
         return results
     context = multiprocessing.get_context("spawn")
     try:
-        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=context, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(
+            min(jobs, len(todo)), mp_context=context, initializer=_init_worker, initargs=(threads,)
+        ) as pool:
             longest_first = sorted(todo, key=lambda i: -(cells[i].budget_seconds or math.inf))
             futures = {
                 pool.submit(_safe_cell, cells[i], train, test, use_cache, cache_root): i

@@ -238,9 +238,11 @@ def write_documents(out: Path, blocks: list[tuple], payload: dict, title: str) -
 
 def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samples: dict, left_out: dict,
                  quick: bool, jobs: int, wall: float, cache: str | None,
-                 extra: list | None = None) -> None:  # fmt: skip
+                 extra: list | None = None, threads: int = 1) -> None:  # fmt: skip
     r"""The figures, then ``report.md``, ``report.html`` and ``report.json``; ``extra`` blocks (e.g. the
-    uses-of-a-density sections) go at the end."""
+    uses-of-a-density sections) go at the end; ``threads`` is the torch thread count of each process
+    (0: torch's default)."""
+    per_process = f"{threads} torch thread{'s' * (threads > 1)}" if threads else "torch's default threads"
     summary = summarize(rows)
     first = {r["model"]: r for r in summary}
     figures = {}
@@ -283,7 +285,7 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
             )
             + f"Seeds {', '.join(map(str, seeds))}"
             + (" (mean ± sd over seeds)" if len(seeds) > 1 else "")
-            + f"; {jobs} parallel process{'es' if jobs > 1 else ''} of one torch thread each; "
+            + f"; {jobs} parallel process{'es' if jobs > 1 else ''} of {per_process} each; "
             f"{sum(1 for r in ok if r.get('cached'))} of {len(rows)} runs reused from the cache"
             + (f" (`{cache}`)" if cache else " (cache off)")
             + f"; the grid took {wall:.0f} s of wall time (figures and imports aside).",
@@ -300,7 +302,7 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
             "nearest mode). FD-digits: Fréchet distance in the features of the data set's classifier, 500 "
             "samples against the test split. `train s`: training wall seconds without the curve's "
             "evaluations; `eval s`: the test evaluation; `epochs`/`steps`: what training did; `sampler`: "
-            "what the samples and sample s/1000 come from (wall seconds per 1000 samples, one thread, "
+            f"what the samples and sample s/1000 come from (wall seconds per 1000 samples, {per_process}, "
             "batched, after a warm-up). −log p(x|y) is the conditional NLL of conditional models, never "
             "ranked with the unconditional column.",
         ),  # fmt: skip
@@ -355,7 +357,7 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
             "p",
             "Each model's samplers: ddpm by DDIM with S steps and ancestrally with all T; smld and ebm with "
             "Langevin chains of several lengths; the pixel models cached and naive (full recompute). Seconds "
-            "per 1000 samples (wall, one thread, batched, after a warm-up; CPU seconds in report.json) "
+            f"per 1000 samples (wall, {per_process}, batched, after a warm-up; CPU seconds in report.json) "
             "against "
             "the HQ fraction (2-D mixtures), FD-digits (images) or MMD, from "
             + ", ".join(sorted({f"{s['n']} samples" for r in ok for s in r.get("sweep", [])}))
@@ -371,6 +373,7 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
         "quick": quick,
         "seeds": seeds,
         "jobs": jobs,
+        "threads": threads,
         "wall_seconds": wall,
         "train_examples": len(data) - n_valid,
         "valid_examples": n_valid,

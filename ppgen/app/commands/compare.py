@@ -10,10 +10,9 @@ from ppgen.app.job import resolve_device
 from ppgen.app.report import summarize
 from ppgen.app.runs import prepare_run_dir
 from ppgen.app.specs import lookup
+from ppgen.app.threads import resolve_threads
 from ppgen.base import supports
 from ppgen.errors import PPGenError
-
-HELP = "train every requested model on the same data; write report.md, report.json, report.html and figures"
 
 
 def add_arguments(p):
@@ -89,12 +88,13 @@ def run(args) -> int:
                 raise PPGenError(reason)
     if args.budget_seconds is not None and not args.budget_seconds > 0:
         raise PPGenError(f"--budget-seconds must be positive, got {args.budget_seconds}")
+    device = resolve_device(args.device)  # before the report folder is made: no CUDA, nothing written
     out = prepare_run_dir(Path(args.out), force=args.force)
-    device = resolve_device(args.device)
     test = load_split(args, "test")
     names = applicable_models(train, names)
     print(
         f"ppgen compare on {args.data}: {len(names)} models x {len(seeds)} seeds, {jobs} jobs"
+        f" of {resolve_threads(args.threads) or 'the default number of'} thread(s)"
         + (" (quick)" if args.quick else ""),
         file=sys.stderr,
     )
@@ -112,6 +112,7 @@ def run(args) -> int:
         uses=not args.no_uses,
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
+        threads=args.threads,
     )
     print(format_table(summarize(rows)))
     print(f"\nreport: {out / 'report.md'} (and report.html)")

@@ -13,8 +13,6 @@ from ppgen.errors import PPGenError
 from ppgen.inference.tasks.complete import complete, completion_metrics, hidden_mask
 from ppgen.seed import seed_everything
 
-HELP = "fill in the masked pixels of test examples with a trained run (a .png grid or a .pt tensor)"
-
 
 def add_arguments(p):
     p.add_argument("run_dir")

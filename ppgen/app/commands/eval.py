@@ -9,8 +9,6 @@ from ppgen.errors import PPGenError
 from ppgen.inference import evaluate
 from ppgen.seed import seed_everything
 
-HELP = "evaluate a trained run on the test split (its own data set, or --data)"
-
 
 def add_arguments(p):
     p.add_argument("run_dir")

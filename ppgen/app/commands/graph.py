@@ -4,8 +4,6 @@ from pathlib import Path
 
 from ppgen.errors import PPGenError
 
-HELP = "count the parameters of a Bayes-net structure (independent, chain, markov) and draw its DAG"
-
 MAX_DRAWN_EDGES = 2000
 
 

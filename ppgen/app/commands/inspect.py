@@ -14,9 +14,7 @@ from ppgen.app.commands.options import load_split  # noqa: E402
 from ppgen.app.plots.latent import posterior_marginals_figure, posterior_pair_figure  # noqa: E402
 from ppgen.inference import posterior  # noqa: E402
 
-__all__ = ["HELP", "add_arguments", "run", "inspect_point"]
-
-HELP = "inspect one test point's latent posterior: NUTS vs the guide (ArviZ), PSIS k-hat, inference gaps"
+__all__ = ["add_arguments", "run", "inspect_point"]
 
 
 def add_arguments(p):

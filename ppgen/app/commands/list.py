@@ -2,8 +2,6 @@
 
 from ppgen.base import get, model_names
 
-HELP = "list the registered models"
-
 
 def add_arguments(p):
     pass

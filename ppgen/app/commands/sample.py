@@ -13,8 +13,6 @@ from ppgen.app.plots import sample_figure
 from ppgen.errors import PPGenError
 from ppgen.seed import seed_everything
 
-HELP = "draw samples from a trained run into a .pt tensor or a .png figure"
-
 
 def add_arguments(p):
     p.add_argument("run_dir")

@@ -28,7 +28,6 @@ from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.inference.tasks.missing import fit_missing, observed_log_prob, supports_missing
 from ppgen.seed import get_rng_state, seed_everything
 
-HELP = "train a model, evaluate it on the test split and write a run directory"
 FIT_KEYS = ("epochs", "steps", "budget_seconds", "batch_size", "lr")
 
 
