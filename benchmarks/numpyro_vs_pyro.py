@@ -139,7 +139,7 @@ def cpt_rows(args) -> list:
     a = {k: pyro_run[2][k] for k in pyro_run[2]}
     b = {k: numpyro_run[2].posterior[k].values for k in a}
     truth_gap = max(
-        float(np.abs(d[k].mean((0, 1)) - exact.table_log_probs(k[4:]).exp().numpy()).max())
+        float(np.abs(d[k].mean((0, 1)) - exact.table_log_probs(k[4:]).detach().exp().numpy()).max())
         for d in (a, b)
         for k in a
     )
