@@ -40,9 +40,12 @@ from torch import Tensor
 
 from ppgen.errors import PPGenError
 from ppgen.estimators.importance import elbo_estimate, log_importance_weights, log_marginal
+from ppgen.inference.numpyro_nuts import has_numpyro_twin, numpyro_nuts_draws
 from ppgen.seed import seed_everything
 
 __all__ = [
+    "BACKENDS",
+    "nuts_backend",
     "nuts_posterior",
     "guide_posterior",
     "inference_gaps",
@@ -53,6 +56,27 @@ __all__ = [
     "flatten_draws",
     "inspect_point",
 ]
+
+
+BACKENDS = ("auto", "pyro", "numpyro")
+
+
+def nuts_backend(model, backend: str = "auto") -> str:
+    r"""The NUTS backend to use: "auto" is NumPyro where the model has a NumPyro twin (faster end to end,
+    JIT included: ``benchmarks/numpyro_vs_pyro.py``), else Pyro; "numpyro" needs the twin.
+
+    Raises:
+        PPGenError: an unknown backend, or "numpyro" for a model without a twin.
+    """
+    if backend not in BACKENDS:
+        raise PPGenError(f"unknown NUTS backend {backend!r}; expected one of: {', '.join(BACKENDS)}")
+    twin = has_numpyro_twin(model)
+    if backend == "numpyro" and not twin:
+        raise PPGenError(
+            f"{getattr(model, 'name', type(model).__name__)} has no NumPyro twin of its program; "
+            "use --backend pyro"
+        )
+    return backend if backend != "auto" else ("numpyro" if twin else "pyro")
 
 
 @contextmanager
@@ -135,13 +159,16 @@ def nuts_posterior(
     seed: int = 0,
     point_ids=None,
     max_tree_depth: int = 8,
+    backend: str = "pyro",
 ) -> az.InferenceData:
     r"""Draws from the true posterior p(z | x_b) of every latent site, the trained model held fixed, by NUTS.
 
     Pyro's NUTS runs on the model's program conditioned on x (constrained latents are sampled in the
-    unconstrained space). The B points are sampled jointly (their posteriors are independent: B samplers
-    sharing one adapted step size and a diagonal mass matrix); the chains run one after another, each
-    from its own uniform start on [-2, 2] (unconstrained) and seed, so that R-hat compares them.
+    unconstrained space); with ``backend="numpyro"`` NumPyro's NUTS runs on the model's NumPyro twin
+    instead (``ppgen.inference.numpyro_nuts``, same settings, jit-compiled). The B points are sampled
+    jointly (their posteriors are independent: B samplers sharing one adapted step size and a diagonal
+    mass matrix); the chains run one after another, each from its own uniform start on [-2, 2]
+    (unconstrained) and seed, so that R-hat compares them.
 
     Arguments:
         model: a trained model with a guide (its parameters are held fixed).
@@ -150,6 +177,7 @@ def nuts_posterior(
         num_chains: chains (>= 2 for R-hat).
         seed: the seed of chain c is ``seed + c``.
         point_ids: the coordinates of the points (e.g. their indices in the data set).
+        backend: "pyro", or "numpyro" for a model with ``numpyro_model()`` (see :func:`nuts_backend`).
 
     Returns:
         InferenceData with one ``posterior`` variable per latent site (chain, draw, point, *event),
@@ -162,8 +190,14 @@ def nuts_posterior(
     draws, diverging = {name: [] for name in sites}, []
     was_training = model.training
     model.eval()
+    if backend not in BACKENDS[1:]:
+        raise PPGenError(f"unknown NUTS backend {backend!r}; expected 'pyro' or 'numpyro'")
     with frozen(model):
-        for c in range(num_chains):
+        if backend == "numpyro":
+            draws, diverging = numpyro_nuts_draws(
+                model, x, y, sites, num_samples, warmup_steps, num_chains, seed, max_tree_depth
+            )
+        for c in range(num_chains if backend == "pyro" else 0):
             pyro.set_rng_seed(seed + c)
             kernel = NUTS(
                 model.model,
@@ -496,6 +530,7 @@ def inspect_point(
     gap_steps: int = 500,
     seed: int = 0,
     max_pair_dims: int = 8,
+    backend: str = "auto",
 ) -> dict:
     r"""One data point's latent posterior: NUTS next to the guide, with ArviZ summaries, PSIS k-hat, the
     inference gaps and posterior-collapse diagnostics (the core of ``ppgen inspect``; figures are the app's).
@@ -506,6 +541,7 @@ def inspect_point(
         index: the example's index in ``data``.
         max_pair_dims: the pair plot's coordinates: all when there are at most this many, else this many
             with the largest KL to the prior.
+        backend: NUTS in "pyro", "numpyro" (the model's NumPyro twin) or "auto" (:func:`nuts_backend`).
 
     Returns:
         A dict: ``text`` (the report), ``nuts`` and ``guide`` (InferenceData), ``idata`` (one InferenceData:
@@ -517,6 +553,7 @@ def inspect_point(
     if not 0 <= index < len(data):
         raise PPGenError(f"--index must be in [0, {len(data)}), got {index}")
     model.check_data(data)
+    backend = nuts_backend(model, backend)
     seed_everything(seed)
     device = model.device
     x = data.x[index : index + 1].to(device)
@@ -532,6 +569,7 @@ def inspect_point(
         num_chains=num_chains,
         seed=seed,
         point_ids=[index],
+        backend=backend,
     )
     guide = guide_posterior(model, x, y, num_samples=num_samples, point_ids=[index])
     gaps = {
@@ -564,8 +602,8 @@ def inspect_point(
         "KL(q || p) per latent coordinate, nats (largest first): "
         + ", ".join(f"{labels[u]}={float(kl[u]):.2f}" for u in order),
         "",
-        f"true posterior p(z | x) by NUTS ({num_chains} chains x {num_samples} draws, {warmup_steps} warmup, "
-        f"{divergences} divergences):",
+        f"true posterior p(z | x) by NUTS in {'NumPyro' if backend == 'numpyro' else 'Pyro'} ({num_chains} "
+        f"chains x {num_samples} draws, {warmup_steps} warmup, {divergences} divergences):",
         nuts_summary.to_string(),
         f"max R-hat {r_hat_max:.4f}",
         "",
@@ -594,5 +632,6 @@ def inspect_point(
         "psis_khat": khat,
         "gaps": gaps,
         "active_units": active,
+        "backend": backend,
         "x": x[0].detach().cpu(),
     }

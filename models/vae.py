@@ -311,6 +311,13 @@ class VAE(GenerativeModel):
         r"""The mean of p(x | z), (B, *event_shape): pixel probabilities, expected levels or locations."""
         return likelihood_mean(self.spec, self.decoder_params(z, y))
 
+    def numpyro_model(self):
+        r"""The NumPyro twin of :meth:`model` with this model's current weights
+        (``ppgen.models.vae_numpyro``): what ``ppgen inspect --backend numpyro`` runs NUTS on."""
+        from ppgen.models.vae_numpyro import numpyro_model
+
+        return numpyro_model(self, MIN_LOG_SCALE)
+
     def graph(self) -> nx.DiGraph:
         g = nx.DiGraph()
         g.add_node("z")

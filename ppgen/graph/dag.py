@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.errors import PPGenError
+from ppgen.graph import elimination
 from ppgen.graph import program as graph_pyro
 from ppgen.graph.tables import DenseCPTs, build_tables
 
@@ -117,6 +118,7 @@ class BayesNet(nn.Module):
         }
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
         self.tables, self._where = nn.ModuleList(), {}  # the CPTs; variable -> (table, slot)
+        self._query_plans, self._query_cache = {}, {}  # compiled queries; their float64 tables
         if tables and all(c is not None for c in self.cards.values()):
             self.tables, self._where = build_tables(self.variables, self._parents, self.cards, max_table)
 
@@ -249,6 +251,7 @@ class BayesNet(nn.Module):
             raise PPGenError(f"the CPT of {v} has shape {tuple(table.shape)}, got {tuple(probs.shape)}")
         t, slot = self._where[v]
         self.tables[t].logits[slot] = probs.log().to(table)
+        self._query_cache.clear()
 
     def cpt(self, v: str) -> Tensor:
         r"""The CPT of v as probabilities, shaped (*parent cards, card_v) in the order of ``parents(v)``."""
@@ -324,9 +327,22 @@ class BayesNet(nn.Module):
         r"""n samples (n, num variables), long; given ``evidence`` (name -> value), exact conditional ones."""
         return graph_pyro.sample(self, n, evidence)
 
-    def query(self, targets, evidence: dict | None = None) -> Tensor:
-        r"""Exact p(targets | evidence) by enumeration, shaped (*target cards) (see ``graph_pyro.query``)."""
-        return graph_pyro.query(self, targets, evidence)
+    def query(self, targets, evidence: dict | None = None, method: str = "compiled") -> Tensor:
+        r"""Exact p(targets | evidence), shaped (*target cards), or (B, *target cards) for evidence given as
+        (B,) tensors (B queries in one contraction).
+
+        Arguments:
+            targets: a name or a list of names.
+            evidence: {name: int} observed values, or {name: (B,) integer tensor} for a batch.
+            method: "compiled" (variable elimination compiled once per targets and evidence variables,
+                ``ppgen.graph.elimination``) or "enumeration" (the Pyro program enumerated and contracted,
+                ``ppgen.graph.program.query``: the reference; single evidence values only).
+        """
+        if method == "compiled":
+            return elimination.query(self, targets, evidence)
+        if method == "enumeration":
+            return graph_pyro.query(self, targets, evidence)
+        raise PPGenError(f"unknown query method {method!r}; expected 'compiled' or 'enumeration'")
 
     def log_prior(self) -> Tensor:
         r"""sum of log theta over the dense CPT entries (a flat Dirichlet's extra pseudo-count, once each)."""
@@ -348,6 +364,7 @@ class BayesNet(nn.Module):
         r"""Sets each CPT to (count + smoothing) / (total + card * smoothing); unseen rows at 0: uniform."""
         for i, t in enumerate(self.tables):
             t.set_counts(stats[f"t{i}"], smoothing)
+        self._query_cache.clear()
 
     def fit(self, x: Tensor, method: str = "counting", smoothing: float = 0.0, **options) -> "BayesNet":
         r"""Fits the CPTs to (N, n) values by maximum likelihood, or the Dirichlet(1 + smoothing) MAP.

@@ -34,6 +34,12 @@ def add_arguments(p):
     )
     p.add_argument("--gap-steps", type=int, default=500, help="Adam steps fitting the point's best guide")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--backend",
+        choices=posterior.BACKENDS,
+        default="auto",
+        help="NUTS in pyro, or numpyro on the model's JAX twin (auto: numpyro where the model has one)",
+    )
 
 
 def run(args) -> int:
@@ -57,6 +63,7 @@ def run(args) -> int:
         gap_samples=args.gap_samples,
         gap_steps=args.gap_steps,
         seed=args.seed,
+        backend=args.backend,
     )
     print(report["text"])
     return 0
