@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from ppgen.errors import PPGenError
+from ppgen.inference.distributed import sync_gradients
 
 __all__ = ["Objective", "register_objective", "resolve_options", "OBJECTIVES"]
 
@@ -135,10 +136,14 @@ class Objective:
 def gradient_step(
     optimizer: torch.optim.Optimizer, loss: Tensor, params, clip_norm: float | None = None
 ) -> float:
-    r"""zero_grad, backward, optional clipping, step; returns the gradient norm before clipping."""
+    r"""zero_grad, backward, optional clipping, step; returns the gradient norm before clipping.
+
+    In a data-parallel fit the gradients are averaged over processes before clipping
+    (:func:`~ppgen.inference.distributed.sync_gradients`)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     params = [p for p in params if p.grad is not None]
+    sync_gradients(params)
     norm = torch.nn.utils.clip_grad_norm_(params, clip_norm if clip_norm else float("inf"))
     optimizer.step()
     return float(norm)
