@@ -26,10 +26,22 @@ BATCH = 16  # global: 8 examples per rank
 
 # name, data kind, model config, fit options; "exact": one process's parameters are reproduced
 CASES = {
-    "maximum-likelihood": ("made", "binary", {"hidden_sizes": (8,), "resample_order": False}, {"steps": 4}, True),
+    "maximum-likelihood": (
+        "made",
+        "binary",
+        {"hidden_sizes": (8,), "resample_order": False},
+        {"steps": 4},
+        True,
+    ),
     "elbo-enumerated": ("mixture", "binary", {"components": 3}, {"steps": 4}, True),
     "counting": ("independent", "binary", {}, {"epochs": 2}, True),
-    "annealed-elbo": ("realnvp", "continuous", {"num_layers": 2, "hidden_dims": (8,)}, {"steps": 4, "data_noise": 0.0}, True),
+    "annealed-elbo": (
+        "realnvp",
+        "continuous",
+        {"num_layers": 2, "hidden_dims": (8,)},
+        {"steps": 4, "data_noise": 0.0},
+        True,
+    ),
     "reconstruction": ("autoencoder", "continuous", {"hidden": (8,)}, {"steps": 4}, True),
     "elbo": ("vae", "binary", {"hidden": (8,), "latent_dim": 2}, {"steps": 4}, False),
     "adversarial": ("gan", "continuous", {"hidden": 8, "latent_dim": 2}, {"steps": 4}, False),
@@ -111,12 +123,14 @@ def _worker_pids(parent: int) -> list[int]:
     return [int(k) for k in kids if b"resource_tracker" not in Path(f"/proc/{k}/cmdline").read_bytes()]
 
 
+@pytest.mark.slow  # six process start-ups (~1 min on 2 idle cores, 4.5 min under load)
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the ranks through /proc")
 def test_killed_rank_ends_the_job_and_resume_continues(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "ppgen", "train", "nade", "--data", "digits", "--batch-size", "64",
-           "--config", "hidden=8", "--device", "cpu", "--quiet", "--nproc", "2", "--out", str(out)]  # fmt: skip
+           "--config", "hidden=8", "--device", "cpu", "--quiet", "--nproc", "2",
+           "--out", str(out)]  # fmt: skip
     proc = subprocess.Popen([*cmd, "--epochs", "400"], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / "model.pt").exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -131,7 +145,9 @@ def test_killed_rank_ends_the_job_and_resume_continues(tmp_path):
     assert len(lines) == 1 and "killed" in lines[0] and "--resume" in lines[0], err
     done = torch.load(out / "model.pt", weights_only=True)["trainer"]["epoch"]
     assert 1 <= done < 400
-    resumed = subprocess.run([*cmd, "--epochs", str(done + 1), "--resume"], env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        [*cmd, "--epochs", str(done + 1), "--resume"], env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(out / "model.pt", weights_only=True)["trainer"]["epoch"] == done + 1
     assert (out / "metrics.json").exists()

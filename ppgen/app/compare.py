@@ -101,6 +101,7 @@ def compare(
     progress: bool = True,
     log=print,
     uses: bool = True,
+    executor=None,
 ) -> list[dict]:
     r"""Trains (or finds cached), scores and reports every model on ``train``/``test``.
 
@@ -112,6 +113,8 @@ def compare(
         quick: quick presets instead of default configs.
         seeds: one run per seed; the report gives mean ± sd.
         jobs: parallel processes (one torch thread each).
+        executor: run the cells as Ray tasks or Slurm jobs (:mod:`ppgen.app.executors`); None: ``jobs``
+            local processes.
         use_cache: reuse finished runs from the cache (``$PPGEN_CACHE`` or the user cache directory).
         uses: add the sections on what each density is good for (outlier rejection, Bayes-rule
             classification, completion; :func:`ppgen.app.uses_section.uses_section`), computed from the
@@ -127,7 +130,7 @@ def compare(
     cells, left_out = plan(names, train, quick, budget_seconds, seeds, device)
     for name, why in left_out.items():
         log(f"  {name:<16} left out: {why}")
-    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress)
+    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress, executor)
     rows = add_flags([row for row, _ in results])
     for row in rows:
         log("  " + _one_line(row))

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ppgen import features
-from ppgen.app.cache import cache_key, data_fingerprint, load_entry, save_entry
+from ppgen.app.cache import cache_dir, cache_key, data_fingerprint, load_entry, save_entry
 from ppgen.app.diagnostics import off_support_fraction
 from ppgen.app.job import run_job
 from ppgen.app.monitor import QualityMonitor
@@ -241,9 +241,11 @@ def run_grid(
     use_cache: bool = True,
     cache_root=None,
     progress: bool = True,
+    executor=None,
 ) -> list[tuple[dict, torch.Tensor | None]]:
-    r"""Runs every cell, ``jobs`` at a time in spawned processes (one torch thread each), with one
-    progress bar over the grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
+    r"""Runs every cell, ``jobs`` at a time in spawned processes (one torch thread each), or through
+    ``executor`` (a Ray or Slurm executor of :mod:`ppgen.app.executors`), with one progress bar over the
+    grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
     results: list = [None] * len(cells)
     bar = tqdm(total=len(cells), desc="compare", unit="run", disable=not progress, file=sys.stderr)
     todo = []
@@ -256,6 +258,19 @@ def run_grid(
             bar.update(1)
     if todo and test.spec.is_image and features.has_classifier(test.name, test.spec):
         features.classifier(test.name, test.spec, root=test.root)  # trained once here, not in every worker
+    if executor is not None and todo:
+        root = str(cache_root or cache_dir()) if use_cache else None  # the workers' cache: the driver's
+        try:
+            for k, result, error in executor.run(
+                _safe_cell, [cells[i] for i in todo], (train, test, use_cache, root)
+            ):
+                i = todo[k]
+                results[i] = result if error is None else _safe_cell_error(cells[i], error)
+                bar.set_postfix_str(f"{cells[i].model} seed {cells[i].seed}")
+                bar.update(1)
+        finally:
+            bar.close()
+        return results
     if jobs <= 1 or len(todo) <= 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
