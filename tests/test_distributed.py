@@ -5,6 +5,7 @@ rank ends ``ppgen train --nproc 2`` with one line and a directory that ``--resum
 The processes are spawned once for all objectives (one ~5 s start-up), not once per case.
 """
 
+import copy
 import os
 import signal
 import subprocess
@@ -18,10 +19,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import ppgen
+import ppgen.models  # noqa: F401  (imported before the fork, not in each rank)
 from ppgen.inference.distributed import free_port, shard_bounds
-from ppgen.seed import seed_everything
+from ppgen.seed import get_rng_state, seed_everything
 
 WORLD = 2
+START = "fork" if "fork" in mp.get_all_start_methods() else "spawn"  # fork: no second import of torch
 BATCH = 16  # global: 8 examples per rank
 
 # name, data kind, model config, fit options; "exact": one process's parameters are reproduced
@@ -69,6 +72,36 @@ def _fit(case: str):
     return model
 
 
+def _resumed(case: str, split: int, total: int) -> tuple[dict, dict]:
+    r"""The parameters after ``total`` epochs straight, and after ``split`` epochs, a checkpoint, a new
+    model and objective loaded from it, and the rest."""
+    name, kind, config, options, _ = CASES[case]
+    options = {k: v for k, v in options.items() if k != "steps"}
+    data = _data(kind)
+    straight = _fit_epochs(name, data, config, options, total)
+    saved = {}
+
+    def keep(epoch, row, objective):
+        if epoch == split:
+            saved.update(model=copy.deepcopy(objective.model.state_dict()), rng=get_rng_state(),
+                         objective=copy.deepcopy(objective.state_dict()))  # fmt: skip
+
+    _fit_epochs(name, data, config, options, split, on_epoch_end=keep)
+    seed_everything(0)
+    model = ppgen.create(name, data, **config)
+    model.load_state_dict(saved["model"])
+    ppgen.fit(model, data, epochs=total, batch_size=BATCH, progress=False, start_epoch=split,
+              objective_state=saved["objective"], rng_state=saved["rng"], **options)  # fmt: skip
+    return straight, model.state_dict()
+
+
+def _fit_epochs(name, data, config, options, epochs, **more) -> dict:
+    seed_everything(0)
+    model = ppgen.create(name, data, **config)
+    ppgen.fit(model, data, epochs=epochs, batch_size=BATCH, progress=False, **options, **more)
+    return model.state_dict()
+
+
 def _worker(rank: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -77,6 +110,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         for case in CASES:
             model = _fit(case)
             torch.save(model.state_dict(), Path(out) / f"{case}-{rank}.pt")
+        torch.save(_resumed("contrastive", 1, 2), Path(out) / f"resume-{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -84,10 +118,11 @@ def _worker(rank: int, port: int, out: str) -> None:
 @pytest.fixture(scope="module")
 def parallel_states(tmp_path_factory):
     out = tmp_path_factory.mktemp("dp")
-    mp.start_processes(_worker, args=(free_port(), str(out)), nprocs=WORLD, start_method="spawn")
-    return {
-        case: [torch.load(out / f"{case}-{r}.pt", weights_only=True) for r in range(WORLD)] for case in CASES
-    }
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # its first call imports torch._dynamo (~5 s)
+    mp.start_processes(_worker, args=(free_port(), str(out)), nprocs=WORLD, start_method=START)
+    states = {c: [torch.load(out / f"{c}-{r}.pt", weights_only=True) for r in range(WORLD)] for c in CASES}
+    states["resume"] = [torch.load(out / f"resume-{r}.pt", weights_only=True) for r in range(WORLD)]
+    return states
 
 
 def _close(a: dict, b: dict, **tol) -> list[str]:
@@ -105,6 +140,25 @@ def test_two_processes_match_one(case, parallel_states):
         seed_everything(0)
         start = ppgen.create(CASES[case][0], _data(CASES[case][1]), **CASES[case][2]).state_dict()
         assert _close(ranks[0], start, rtol=0, atol=1e-7), "the parallel fit did not train"
+
+
+def test_resumed_parallel_fit_continues_exactly(parallel_states):
+    r"""contrastive (noise streams and per-rank replay buffers in the checkpoint): 1 + 1 epochs = 2."""
+    for straight, resumed in parallel_states["resume"]:
+        assert not _close(straight, resumed, rtol=0, atol=0)
+
+
+def test_nproc_is_checked_in_one_line(tmp_path, capsys, monkeypatch):
+    from ppgen.app.cli import main
+
+    argv = ["train", "independent", "--data", "rings8", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--nproc", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--nproc must be at least 1, got 0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main([*argv, "--nproc", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "under torchrun leave it out" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_shards_cover_the_batch_once():
