@@ -169,14 +169,7 @@ class DataParallel:
         self.n_local = 0
         self.first, self.first_seen = None, False  # the first global batch, for lazily initialized layers
         self.gathered = None  # every rank's own state, gathered at the end of the last epoch
-        model = objective.model
-        with torch.no_grad():
-            tensors = [*model.parameters(), *model.buffers()]
-            if objective.average is not None:
-                tensors += objective.average.held
-            for t in tensors:
-                if t.dtype != torch.bool:
-                    dist.broadcast(t.data, 0)
+        self._broadcast_model()
         saved = (state or {}).get("data_parallel")
         own = saved["ranks"][self.rank] if saved and saved.get("world_size") == self.world else None
         self.noise = own["noise"] if own else _seed_state(torch.initial_seed() * 1_000_003 + self.rank + 1)
@@ -191,6 +184,15 @@ class DataParallel:
 
     def __getattr__(self, name):
         return getattr(self.__dict__["inner"], name)
+
+    @torch.no_grad()
+    def _broadcast_model(self) -> None:
+        r"""Rank 0's parameters, buffers and weight average to every rank."""
+        model, average = self.inner.model, self.inner.average
+        tensors = [*model.parameters(), *model.buffers(), *(average.held if average is not None else [])]
+        for t in tensors:
+            if t.dtype != torch.bool:
+                dist.broadcast(t.data, 0)
 
     def clock(self) -> float:
         r"""The trainer's clock as all ranks agree on it: the slowest rank's at the last collective."""
@@ -227,13 +229,14 @@ class DataParallel:
 
     def step(self, x, y) -> dict:
         self.n_local = x.shape[0]
+        if self.first is not None:  # on the shared stream: any noise it draws is the same on every rank
+            xg, yg = (None if t is None else t.to(self.device) for t in self.first)
+            self.first = None
+            if _lazy_initialization(self, xg, yg):
+                self._broadcast_model()  # and rank 0's result, whatever the device's arithmetic did
+            if self.name in FIRST_BATCH:
+                FIRST_BATCH[self.name](self, xg, yg)
         with self._own_noise():
-            if self.first is not None:
-                xg, yg = (None if t is None else t.to(self.device) for t in self.first)
-                _lazy_initialization(self, xg, yg)
-                if self.name in FIRST_BATCH:
-                    FIRST_BATCH[self.name](self, xg, yg)
-                self.first = None
             logs = self.inner.step(x, y)
         return self._average_logs(logs)
 
@@ -301,13 +304,15 @@ def _global_noise_scale(dp: DataParallel, x: torch.Tensor, y) -> None:
 
 
 @torch.no_grad()
-def _lazy_initialization(dp: DataParallel, x: torch.Tensor, y) -> None:
+def _lazy_initialization(dp: DataParallel, x: torch.Tensor, y) -> bool:
     r"""Layers that initialize themselves from their first training input (ActNorm: an ``initialized``
-    buffer) see the first global batch, as in one process, not each rank its shard."""
+    buffer) see the first global batch, as in one process, not each rank its shard. True if any did."""
     model = dp.inner.model
     lazy = [m for m in model.modules() if isinstance(getattr(m, "initialized", None), torch.Tensor)]
-    if any(not bool(m.initialized) for m in lazy):
-        model.log_prob(x, y if model.conditional else None)
+    if not any(not bool(m.initialized) for m in lazy):
+        return False
+    model.log_prob(x, y if model.conditional else None)
+    return True
 
 
 def _sum_statistics(dp: DataParallel) -> None:
