@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from ppgen.errors import PPGenError
+from ppgen.inference.distributed import sync_gradients
 
 __all__ = ["Objective", "register_objective", "resolve_options", "adam", "gradient_step", "OBJECTIVES"]
 
@@ -148,10 +149,13 @@ def gradient_step(
 ) -> float:
     r"""zero_grad, backward, optional clipping, step; returns the gradient norm before clipping.
 
-    ``params`` is a list (kept by the objective, so that no step walks the module tree again)."""
+    ``params`` is a list (kept by the objective, so that no step walks the module tree again). In a
+    data-parallel fit the gradients are averaged over processes before clipping
+    (:func:`~ppgen.inference.distributed.sync_gradients`)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     with_grad = [p for p in params if p.grad is not None]
+    sync_gradients(with_grad)
     norm = torch.nn.utils.get_total_norm([p.grad for p in with_grad])
     if clip_norm:  # (clip_grad_norm_ without a bound would still multiply every gradient by 1)
         torch.nn.utils.clip_grads_with_norm_(with_grad, clip_norm, norm)

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ppgen.data import Dataset, batches
 from ppgen.errors import NonFiniteLossError, PPGenError
+from ppgen.inference.distributed import attach, shard
 from ppgen.inference.guard import TrainingGuard, check_fit_arguments
 from ppgen.inference.objective import OBJECTIVES, resolve_options
 from ppgen.inference.weight_average import WeightAverage
@@ -126,7 +127,7 @@ def fit(
     device = model.device
     result = FitResult()
     last_good = _snapshot(model)
-    clock = clock or time.perf_counter
+    objective, clock = attach(objective, clock or time.perf_counter, objective_state)  # data parallel
     start = clock()
     bar = tqdm(
         total=epochs,
@@ -156,7 +157,7 @@ def fit(
             rows = []
             if average is not None and average.swapped:  # train the iterate, not the average
                 average.swap()
-            for x, y in batches(data, batch_size, shuffle=True, generator=generator):
+            for x, y in shard(objective, batches(data, batch_size, shuffle=True, generator=generator)):
                 x = x.to(device)
                 y = None if y is None else y.to(device)
                 try:

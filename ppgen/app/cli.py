@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"{e} (see ppgen -h)", file=sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # ppgen train --nproc reruns it per rank
     try:
         set_threads(args.threads)
         return args.run(args) or 0

@@ -103,6 +103,7 @@ def compare(
     log=print,
     uses: bool = True,
     threads: int | None = None,
+    executor=None,
 ) -> list[dict]:
     r"""Trains (or finds cached), scores and reports every model on ``train``/``test``.
 
@@ -116,6 +117,8 @@ def compare(
         jobs: parallel processes.
         threads: torch threads per process (default ``$PPGEN_THREADS``, else one; see
             :mod:`ppgen.app.threads`).
+        executor: run the cells as Ray tasks or Slurm jobs (:mod:`ppgen.app.executors`); None: ``jobs``
+            local processes.
         use_cache: reuse finished runs from the cache (``$PPGEN_CACHE`` or the user cache directory).
         uses: add the sections on what each density is good for (outlier rejection, Bayes-rule
             classification, completion; :func:`ppgen.app.uses_section.uses_section`), computed from the
@@ -132,7 +135,7 @@ def compare(
     for name, why in left_out.items():
         log(f"  {name:<16} left out: {why}")
     threads = resolve_threads(threads)
-    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress, threads)
+    results = run_grid(cells, train, test, jobs, use_cache, cache_root, progress, threads, executor)
     rows = add_flags([row for row, _ in results])
     for row in rows:
         log("  " + _one_line(row))

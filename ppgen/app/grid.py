@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ppgen import features
-from ppgen.app.cache import cache_key, data_fingerprint, load_entry, save_entry
+from ppgen.app.cache import cache_dir, cache_key, data_fingerprint, load_entry, save_entry
 from ppgen.app.diagnostics import off_support_fraction
 from ppgen.app.job import run_job
 from ppgen.app.monitor import QualityMonitor
@@ -242,10 +242,12 @@ def run_grid(
     cache_root=None,
     progress: bool = True,
     threads: int | None = None,
+    executor=None,
 ) -> list[tuple[dict, torch.Tensor | None]]:
     r"""Runs every cell, ``jobs`` at a time in spawned processes of ``threads`` torch threads each (see
-    :func:`ppgen.app.threads.resolve_threads`: default ``$PPGEN_THREADS``, else one), with one progress bar
-    over the grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
+    :func:`ppgen.app.threads.resolve_threads`: default ``$PPGEN_THREADS``, else one), or through
+    ``executor`` (a Ray or Slurm executor of :mod:`ppgen.app.executors`: one thread per task), with one
+    progress bar over the grid on stderr. Returns ``(row, samples)`` per cell, in the cells' order."""
     threads = resolve_threads(threads)
     results: list = [None] * len(cells)
     bar = tqdm(total=len(cells), desc="compare", unit="run", disable=not progress, file=sys.stderr)
@@ -259,6 +261,19 @@ def run_grid(
             bar.update(1)
     if todo and test.spec.is_image and features.has_classifier(test.name, test.spec):
         features.classifier(test.name, test.spec, root=test.root)  # trained once here, not in every worker
+    if executor is not None and todo:
+        root = str(cache_root or cache_dir()) if use_cache else None  # the workers' cache: the driver's
+        try:
+            for k, result, error in executor.run(
+                _safe_cell, [cells[i] for i in todo], (train, test, use_cache, root)
+            ):
+                i = todo[k]
+                results[i] = result if error is None else _safe_cell_error(cells[i], error)
+                bar.set_postfix_str(f"{cells[i].model} seed {cells[i].seed}")
+                bar.update(1)
+        finally:
+            bar.close()
+        return results
     if jobs <= 1 or len(todo) <= 1:
         previous = torch.get_num_threads()
         set_threads(threads)

@@ -6,6 +6,7 @@ from pathlib import Path
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split
 from ppgen.app.compare import applicable_models, compare, default_jobs, format_table
 from ppgen.app.demo import DEMO_MODELS
+from ppgen.app.executors import EXECUTORS, SlurmOptions, make_executor
 from ppgen.app.job import resolve_device
 from ppgen.app.report import summarize
 from ppgen.app.runs import prepare_run_dir
@@ -46,6 +47,28 @@ def add_arguments(p):
         help="leave out the sections on outlier rejection, Bayes-rule classification and completion",
     )
     p.add_argument("--out", required=True, help="the report directory")
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where the cells run: local processes (--jobs), Ray tasks (pip install 'ppgen[ray]') or "
+        "Slurm jobs through submitit (pip install 'ppgen[slurm]'); on a cluster set PPGEN_CACHE to a "
+        "shared folder",
+    )
+    p.add_argument(
+        "--address", default=None, help="--executor ray: the cluster (e.g. auto, ray://head:10001); "
+        "default: a local instance with --jobs CPUs"
+    )  # fmt: skip
+    slurm = p.add_argument_group("--executor slurm (one array job, a task per cell)")
+    slurm.add_argument("--slurm-partition", default=None)
+    slurm.add_argument("--slurm-time", type=int, default=60, metavar="MINUTES", help="time limit of each job")
+    slurm.add_argument("--slurm-cpus", type=int, default=1, help="CPUs per job")
+    slurm.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per job (use with --device cuda)")
+    slurm.add_argument("--slurm-mem-gb", type=float, default=None, help="memory per job")
+    slurm.add_argument(
+        "--slurm-cluster", default=None, choices=["slurm", "local", "debug"],
+        help="submitit's cluster (default: slurm where sbatch exists, else local processes)",
+    )  # fmt: skip
     add_run_arguments(p)
 
 
@@ -77,6 +100,12 @@ def run(args) -> int:
     jobs = default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
         raise PPGenError(f"--jobs must be at least 1, got {jobs}")
+    for name in ("slurm_time", "slurm_cpus"):
+        if getattr(args, name) < 1:
+            raise PPGenError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    slurm = SlurmOptions(args.slurm_partition, args.slurm_time, args.slurm_cpus, args.slurm_gpus,
+                         args.slurm_mem_gb, args.slurm_cluster)  # fmt: skip
+    executor = make_executor(args.executor, Path(args.out), args.address, jobs, slurm)
     train = load_split(args, "train")
     if names == ["demo"]:
         names = _demo_models(train)
@@ -92,8 +121,9 @@ def run(args) -> int:
     out = prepare_run_dir(Path(args.out), force=args.force)
     test = load_split(args, "test")
     names = applicable_models(train, names)
+    where = f"{jobs} jobs" if executor is None else f"executor {args.executor}"
     print(
-        f"ppgen compare on {args.data}: {len(names)} models x {len(seeds)} seeds, {jobs} jobs"
+        f"ppgen compare on {args.data}: {len(names)} models x {len(seeds)} seeds, {where}"
         f" of {resolve_threads(args.threads) or 'the default number of'} thread(s)"
         + (" (quick)" if args.quick else ""),
         file=sys.stderr,
@@ -113,6 +143,7 @@ def run(args) -> int:
         progress=not args.quiet,
         log=lambda m: print(m, file=sys.stderr),
         threads=args.threads,
+        executor=executor,
     )
     print(format_table(summarize(rows)))
     print(f"\nreport: {out / 'report.md'} (and report.html)")

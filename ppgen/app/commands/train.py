@@ -19,7 +19,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from ppgen.app import runs
+from ppgen.app import data_parallel, runs
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split, parse_config
 from ppgen.app.job import resolve_device, run_job
 from ppgen.app.plots import sample_figure
@@ -52,6 +52,7 @@ def add_arguments(p):
         help="NaN in a data file marks a missing entry: fit log p(x_o) with a model that marginalizes them",
     )
     add_run_arguments(p, seed_default=None)
+    data_parallel.add_arguments(p)
 
 
 def _check_positive(args):
@@ -70,6 +71,10 @@ def _same(a, b) -> bool:
 
 
 def run(args) -> int:
+    return data_parallel.run(args, _run)  # one process, or this process's rank of a data-parallel run
+
+
+def _run(args) -> int:
     lookup(args.model)  # unknown names and programs that do not load fail before anything else
     _check_positive(args)
     if args.force and args.resume:
@@ -283,6 +288,10 @@ def _train(args, out, device, model, train, test, record, fit_asked, state, seed
         start_epoch=state["epoch"], objective_state=state.get("objective"), rng_state=state.get("rng")
     )
     log = state["log"]
+    data_parallel.share(  # the other ranks of a data-parallel run join the fit here (else nothing)
+        {"spec": args.model, "config": model.config, "state_dict": model.state_dict(), "seed": seed,
+         "data": args.data, "data_root": args.data_root, "kind": args.kind, "fit_options": fit_options}
+    )  # fmt: skip
     start = time.perf_counter()  # as run_job counts train_seconds: the fit with its set-up
 
     def checkpoint(epoch, row, objective):
