@@ -27,7 +27,7 @@ class PixelRNN(PixelModel):
     :meth:`dependencies` reports either receptive field exactly.
 
     Arguments:
-        spec: a binary or categorical spec of shape (1, H, W).
+        spec: a binary or categorical spec of shape (C_image, H, W).
         channels: the hidden size C.
         layers: the number of LSTM layers.
         first_kernel: the size of the type-A kernel.
@@ -66,7 +66,9 @@ class PixelRNN(PixelModel):
         self.layer = layer
         super().__init__(spec, *args, **kwargs)
 
-    def make_body(self, in_channels, channels, embed_dim, kernel_size, **config):
+    def make_body(self, in_channels, channels, embed_dim, groups, kernel_size, **config):
         if self.layer == "diagonal-bilstm":
-            return DiagonalBiLSTMStack(in_channels, channels, embed_dim=embed_dim, **config)
-        return RowLSTMStack(in_channels, channels, kernel_size=kernel_size, embed_dim=embed_dim, **config)
+            return DiagonalBiLSTMStack(in_channels, channels, embed_dim=embed_dim, groups=groups, **config)
+        return RowLSTMStack(
+            in_channels, channels, kernel_size=kernel_size, embed_dim=embed_dim, groups=groups, **config
+        )
