@@ -173,7 +173,7 @@ class PixelModel(AutoregressiveModel):
             return super().sequential(x, observed, y)
         x = x.clone()
         colours, height, width = self.spec.event_shape
-        k, pixels = self.spec.num_categories, height * width
+        k = self.spec.num_categories
         cache = self.body.cache(
             x.new_zeros(x.shape[0], colours * k, height, width), self.embed(y)
         )  # features set pixel by pixel

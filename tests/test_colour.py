@@ -54,7 +54,9 @@ def pvalue(counts, probs):
     exp = torch.cat([expected[~small], expected[small].sum().reshape(1)])
     keep = exp > 0
     assert counts[probs <= 0].sum() == 0
-    return stats.chisquare(obs[keep].numpy(), exp[keep].numpy() * float(obs[keep].sum() / exp[keep].sum())).pvalue
+    return stats.chisquare(
+        obs[keep].numpy(), exp[keep].numpy() * float(obs[keep].sum() / exp[keep].sum())
+    ).pvalue
 
 
 def earlier(spec):
@@ -182,7 +184,7 @@ def test_completion_samples_the_exact_conditional(variant):
     states = all_states(spec)
     with torch.no_grad():
         joint = m.log_prob(states).exp()
-    x = states[1234 : 1235].expand(2000, *spec.event_shape)
+    x = states[1234:1235].expand(2000, *spec.event_shape)
     for mask in (  # the top row; the top row and R of the third pixel (a prefix of the colour order)
         torch.tensor([[1, 1], [0, 0]], dtype=torch.bool).expand(3, 2, 2),
         torch.tensor([[[1, 1], [1, 0]], [[1, 1], [0, 0]], [[1, 1], [0, 0]]], dtype=torch.bool),
