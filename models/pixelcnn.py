@@ -275,7 +275,7 @@ class GatedPixelCNN(PixelCNN):
     default_layers = 5
     # with these, digits: test NLL 16.80 nats, 97 s of one core
     fit_defaults = {"epochs": 60, "batch_size": 64, "lr": 2e-3}
-    quick_presets = {"patches-rgb": {"config": {}, "fit": {"epochs": 10, "budget_seconds": 300}}}
+    quick_presets = {"patches-rgb": {"config": {}, "fit": {"epochs": 3, "budget_seconds": 300}}}
 
     def make_body(self, in_channels, channels, embed_dim, groups, **config):
         return GatedPixelCNNStack(in_channels, channels, embed_dim=embed_dim, groups=groups, **config)

@@ -203,3 +203,18 @@ def test_too_few_features_for_the_colour_groups_is_one_clear_error(variant):
     name, config = VARIANTS[variant]
     with pytest.raises(PPGenError, match="at least the image's 3 channels"):
         ppgen.create(name, DataSpec("binary", (3, 4, 4)), channels=2, **config)
+
+
+# --- figures -----------------------------------------------------------------------------------------------
+def test_image_grids_draw_rgb_images_in_colour():
+    import matplotlib.pyplot as plt
+
+    from ppgen.app.plots import image_grid
+
+    x = torch.zeros(4, 3, 2, 2)
+    x[:, 0] = 7  # pure red at 8 levels
+    fig, ax = plt.subplots()
+    image_grid(ax, x, levels=8)
+    canvas = ax.images[0].get_array()
+    plt.close(fig)
+    assert canvas.shape == (7, 7, 3) and canvas[1, 1].tolist() == [1.0, 0.0, 0.0]
