@@ -218,3 +218,27 @@ def test_image_grids_draw_rgb_images_in_colour():
     canvas = ax.images[0].get_array()
     plt.close(fig)
     assert canvas.shape == (7, 7, 3) and canvas[1, 1].tolist() == [1.0, 0.0, 0.0]
+
+
+# --- patches-rgb: the quick presets -----------------------------------------------------------------------
+PATCH_MODELS = ["independent", "mixture", "pixelcnn", "gated-pixelcnn", "pixelrnn"]
+
+
+def test_compare_quick_on_patches_rgb_plans_the_models_with_a_preset():
+    from ppgen.app.compare import plan
+
+    train = ppgen.data.load("patches-rgb", "train")
+    cells, left_out = plan(ppgen.model_names(), train, quick=True, seeds=[0])
+    assert [c.model for c in cells] == [n for n in ppgen.model_names() if n in PATCH_MODELS]
+    assert set(PATCH_MODELS) <= {c.model for c in cells} and "nade" in left_out
+
+
+@pytest.mark.parametrize("name", PATCH_MODELS)
+def test_patches_rgb_presets_build_and_take_a_step(name):
+    preset = ppgen.get(name).quick_preset("patches-rgb")
+    ppgen.seed_everything(0)
+    train = ppgen.data.load("patches-rgb", "train").subset(64)
+    model = ppgen.create(name, train, **preset["config"])
+    options = {k: v for k, v in preset["fit"].items() if k != "epochs"}
+    assert ppgen.fit(model, train, steps=1, progress=False, **options).steps == 1
+    assert model.sample(2).shape == (2, 3, 8, 8)
