@@ -57,6 +57,8 @@ class PixelRNN(PixelModel):
     layers_available = ("row-lstm", "diagonal-bilstm")
     # with these, digits: test NLL 16.67 nats, 79 s of one core
     fit_defaults = {"epochs": 60, "batch_size": 64, "lr": 2e-3}
+    # patches-rgb (benchmarks/patches_rgb.py --split validation, seed 0): Row LSTM validation bits/dim
+    # 1.007, 0.749, 0.652 after epochs 1-3 (Diagonal BiLSTM 0.938 after 1); quick mode stops at 3
     quick_presets = {"patches-rgb": {"config": {}, "fit": {"epochs": 3, "budget_seconds": 300}}}
 
     def __init__(self, spec, *args, layer: str = "row-lstm", **kwargs):
