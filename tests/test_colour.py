@@ -242,3 +242,23 @@ def test_patches_rgb_presets_build_and_take_a_step(name):
     options = {k: v for k, v in preset["fit"].items() if k != "epochs"}
     assert ppgen.fit(model, train, steps=1, progress=False, **options).steps == 1
     assert model.sample(2).shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("variant", ["pixelcnn", "diagonal-bilstm"])
+def test_the_completion_task_is_exact_for_a_hidden_lower_half_of_rgb_patches(variant):
+    from ppgen.inference.tasks.complete import complete, hidden_mask
+
+    spec = DataSpec("binary", (3, 2, 2))
+    m = build(variant, spec).float()  # the task works in float32
+    x = all_states(spec)[1234:1235].expand(2000, *spec.event_shape).float()
+    hidden = hidden_mask("bottom", tuple(spec.event_shape), 2000)
+    out, info = complete(m, x, hidden, seed=0)
+    assert info["method"].startswith("exact") and torch.equal(out[~hidden], x[~hidden])
+    states = all_states(spec).float()
+    with torch.no_grad():
+        joint = m.log_prob(states).double().exp()
+    match = (states[:, ~hidden[0]] == x[0, ~hidden[0]]).all(1)
+    counts = torch.bincount(state_index(out, spec), minlength=len(states)).double()
+    assert pvalue(counts[match], joint[match]) > 1e-3 and counts[~match].sum() == 0
+    # log p(x_o) of the top row, exact: the marginal of the enumerated joint
+    assert torch.allclose(info["log_p_observed"][0], joint[match].sum().log(), atol=1e-4)
