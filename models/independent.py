@@ -37,6 +37,8 @@ class Independent(GenerativeModel):
     density = "exact"
     objective = "counting"
     fit_defaults = {"epochs": 1, "batch_size": 4096, "lr": 0.0}
+    # quick mode: the closed-form fit (nothing to tune); patches-rgb is the colour baseline (issue 19)
+    quick_presets = {"patches-rgb": {"config": {}, "fit": {"epochs": 1}}}
 
     def __init__(self, spec, smoothing: float = 1.0):
         super().__init__(spec)

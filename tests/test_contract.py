@@ -56,17 +56,23 @@ SMALL = {
 # MAF samples, as its float64 context promotes the concatenated input.
 SAMPLES_ONLY_IN_FLOAT32 = {"maf"}
 KINDS = {"binary": "binary", "categorical": "categorical:3", "continuous": "continuous"}
+COLOUR = "categorical:4"  # the colour case of image models: 3 x 4 x 4 RGB images at 4 levels
 N = 16  # training examples
 
 
 def tiny_data(name: str, kind: str, labelled: bool = False) -> Dataset:
-    r"""N examples of ``kind``: 4x4 one-channel images for image models, else 6 dims (2 if continuous)."""
-    shape = (1, 4, 4) if get(name).images_only else (2,) if kind == "continuous" else (6,)
+    r"""N examples of ``kind``: 4x4 one-channel images for image models (three channels for ``COLOUR``),
+    else 6 dims (2 if continuous)."""
+    image = (3, 4, 4) if kind == COLOUR else (1, 4, 4)
+    shape = image if get(name).images_only else (2,) if kind == "continuous" else (6,)
     g = torch.Generator().manual_seed(0)
     if kind == "continuous":
         x = torch.randn(N, *shape, generator=g)
     else:
-        x = torch.randint(0, 2 if kind == "binary" else 3, (N, *shape), generator=g).float()
+        x = torch.randint(
+            0, {"binary": 2, KINDS["categorical"]: 3, COLOUR: 4}[kind], (N, *shape), generator=g
+        )
+        x = x.float()
     return from_tensor(x, kind, y=torch.arange(N) % 2 if labelled else None)
 
 
@@ -75,19 +81,25 @@ def labels(model, n: int):
 
 
 def cases() -> list[tuple[str, str, bool]]:
-    r"""(name, kind, conditional): every model on every kind it accepts; models with an optional
-    ``conditional`` switch also as p(x | y), on their first kind."""
+    r"""(name, kind, conditional): every model on every kind it accepts, image models with categorical
+    levels also on RGB images (``COLOUR``); models with an optional ``conditional`` switch also as
+    p(x | y), on their first kind."""
     out = []
     for name in NAMES:
         cls = get(name)
         out += [(name, KINDS[kind], cls.conditional) for kind in cls.kinds]
+        if cls.images_only and "categorical" in cls.kinds:
+            out.append((name, COLOUR, cls.conditional))
         if not cls.conditional and "conditional" in inspect.signature(cls).parameters:
             out.append((name, KINDS[cls.kinds[0]], True))
     return out
 
 
 CASES = cases()
-IDS = [f"{name}-{kind.split(':')[0]}{'-given-y' * conditional}" for name, kind, conditional in CASES]
+IDS = [
+    f"{name}-{'colour' if kind == COLOUR else kind.split(':')[0]}{'-given-y' * conditional}"
+    for name, kind, conditional in CASES
+]
 parametrize = pytest.mark.parametrize("name,kind,conditional", CASES, ids=IDS)
 
 

@@ -154,8 +154,8 @@ def test_cached_completion_keeps_the_observed_top_half(name):
 # --- validation -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", PIXEL_MODELS)
 def test_rejects_data_it_cannot_model(name):
-    with pytest.raises(PPGenError, match="one-channel"):
-        ppgen.create(name, DataSpec("binary", (3, 4, 4)))
+    with pytest.raises(PPGenError, match="at least the image's 3 channels"):
+        ppgen.create(name, DataSpec("binary", (3, 4, 4)), head=2)
     with pytest.raises(PPGenError):
         ppgen.create(name, DataSpec("binary", (16,)))
     with pytest.raises(PPGenError):

@@ -25,7 +25,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ppgen.nn.masked_conv import condition_bias, shift_down
+from ppgen.nn.masked_conv import (
+    MaskedConv2d,
+    condition_bias,
+    pointwise,
+    pointwise_reach,
+    shift_down,
+    shift_right,
+)
 from ppgen.nn.row_lstm import LSTMStack, lstm_cell
 
 __all__ = ["skew", "unskew", "DiagonalLSTM", "DiagonalBiLSTM", "DiagonalBiLSTMStack"]
@@ -51,16 +58,18 @@ class DiagonalLSTM(nn.Module):
         in_channels: C_in.
         channels: the hidden size C.
         embed_dim: the size of a conditioning vector e added to the gates, or None.
+        groups: the image's channel groups, masked in the input-to-state map (see
+            :func:`~ppgen.nn.masked_conv.pointwise`); the states above and left are earlier pixels.
 
     Example:
         >>> DiagonalLSTM(2, 8)(torch.zeros(3, 2, 4, 5)).shape
         torch.Size([3, 8, 4, 5])
     """
 
-    def __init__(self, in_channels: int, channels: int, embed_dim: int | None = None):
+    def __init__(self, in_channels: int, channels: int, embed_dim: int | None = None, groups: int = 1):
         super().__init__()
         self.channels = channels
-        self.input_to_state = nn.Conv2d(in_channels, 4 * channels, 1)
+        self.input_to_state = pointwise(in_channels, 4 * channels, groups, chunks=4)
         self.state_to_state = nn.Conv1d(channels, 4 * channels, 2)  # taps: [above, left]
         self.cond = nn.Linear(embed_dim, 4 * channels, bias=False) if embed_dim else None
         with torch.no_grad():  # forget gates start open
@@ -84,7 +93,8 @@ class DiagonalLSTM(nn.Module):
         self, x: Tensor, above: Tensor, left: Tensor, c_left: Tensor, e: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         r"""One position: input x (B, C_in), states above and left (B, C), left cell (B, C) -> (h, c)."""
-        w = self.input_to_state.weight[..., 0, 0]
+        conv = self.input_to_state
+        w = (conv.weight * conv.mask if isinstance(conv, MaskedConv2d) else conv.weight)[..., 0, 0]
         gates = (
             F.linear(x, w, self.input_to_state.bias)
             + F.conv1d(
@@ -97,8 +107,8 @@ class DiagonalLSTM(nn.Module):
 
 
 def _quadrant(r: Tensor) -> Tensor:
-    r"""r (N, 1, H, W) -> the maximum of r over rows <= i and columns <= j, at every (i, j)."""
-    return r.cummax(dim=-2).values.cummax(dim=-1).values
+    r"""r (N, G, H, W) -> the maximum of r over its groups, rows <= i and columns <= j, (N, 1, H, W)."""
+    return r.amax(1, keepdim=True).cummax(dim=-2).values.cummax(dim=-1).values
 
 
 class DiagonalBiLSTM(nn.Module):
@@ -109,6 +119,8 @@ class DiagonalBiLSTM(nn.Module):
         channels: the hidden size C.
         embed_dim: the size of a conditioning vector e added to the gates, or None.
         image_channels: C_image, the image features that the right-to-left LSTM also reads (0: none).
+        groups: the image's channel groups, masked in the left-to-right LSTM's input (the right-to-left
+            one, shifted down, reads whole rows above).
 
     Example:
         >>> DiagonalBiLSTM(2, 8)(torch.zeros(3, 2, 4, 5)).shape
@@ -118,11 +130,16 @@ class DiagonalBiLSTM(nn.Module):
     margin = 0
 
     def __init__(
-        self, in_channels: int, channels: int, embed_dim: int | None = None, image_channels: int = 0
+        self,
+        in_channels: int,
+        channels: int,
+        embed_dim: int | None = None,
+        image_channels: int = 0,
+        groups: int = 1,
     ):
         super().__init__()
         self.channels, self.image_channels = channels, image_channels
-        self.left = DiagonalLSTM(in_channels, channels, embed_dim)
+        self.left = DiagonalLSTM(in_channels, channels, embed_dim, groups)
         self.right = DiagonalLSTM(in_channels + image_channels, channels, embed_dim)
 
     def forward(self, x: Tensor, e: Tensor | None = None, image: Tensor | None = None) -> Tensor:
@@ -132,9 +149,13 @@ class DiagonalBiLSTM(nn.Module):
         return self.left(x, e) + shift_down(self.right(right.flip(-1), e).flip(-1))
 
     def reach(self, r: Tensor, image: Tensor | None = None) -> Tensor:
-        r"""r: (N, 1, H, W) what the input sees, image: the point sources or None -> (N, 1, H, W)."""
+        r"""r: (N, G, H, W) what the input's channel groups see, image: the point sources or None ->
+        (N, G, H, W). The left-to-right state at (i, j) reads its own input's groups up to its own and
+        every group of the states above and left."""
+        q = _quadrant(r)
+        left = torch.maximum(pointwise_reach(r), torch.maximum(shift_down(q), shift_right(q)))
         right = r if image is None else torch.maximum(r, image)
-        return torch.maximum(_quadrant(r), shift_down(_quadrant(right.flip(-1)).flip(-1)))
+        return torch.maximum(left, shift_down(_quadrant(right.flip(-1)).flip(-1)))
 
     # --- cached sampling ----------------------------------------------------------------------
     def buffers(self, image: Tensor, margin: int, height: int, width: int) -> tuple[Tensor, ...]:
@@ -181,6 +202,7 @@ class DiagonalBiLSTMStack(LSTMStack):
         first_kernel: the size of the type-A kernel.
         embed_dim: the size of a conditioning vector, or None.
         dropout: dropout on each layer's output before the residual sum.
+        groups: the image's channel groups (see :class:`~ppgen.nn.masked_conv.MaskedConv2d`).
     """
 
     def __init__(
@@ -191,15 +213,17 @@ class DiagonalBiLSTMStack(LSTMStack):
         first_kernel: int = 7,
         embed_dim: int | None = None,
         dropout: float = 0.0,
+        groups: int = 1,
     ):
         super().__init__(
             in_channels,
-            lambda: DiagonalBiLSTM(channels, channels, embed_dim, image_channels=in_channels),
+            lambda: DiagonalBiLSTM(channels, channels, embed_dim, in_channels, groups),
             channels,
             layers,
             first_kernel,
             embed_dim,
             dropout,
+            groups,
         )
 
     def run_layer(self, lstm: DiagonalBiLSTM, h: Tensor, x: Tensor, e: Tensor | None) -> Tensor:

@@ -1,6 +1,14 @@
 """Masked convolutions for autoregressive images: raster masks (type A, B), the vertical and
 horizontal stacks of Gated PixelCNN, and the position-wise evaluation that cached sampling needs.
 
+Colour images (C channels, e.g. R, G, B) are generated pixel by pixel and channel by channel within a
+pixel. Every feature map is then split into C channel groups (:func:`channel_groups`); at the centre tap
+of a kernel, output group c reads the input groups before c (type A) or up to c (type B), and every
+group reads every group at earlier pixels. So the features of group c see the context, plus the
+channels before c of the pixel itself (R sees the context, G the context and R, B the context, R and
+G), and the logits of channel c are read from groups up to c. With C = 1 there is one group and the
+masks are the plain raster masks.
+
 Every layer here has three faces: ``forward`` (the whole image in one parallel pass, for training and
 ``log_prob``), a windowed evaluation at one position or one row (for cached sampling: each
 activation is computed once, when its inputs are known) and ``reach`` (which input pixels each
@@ -21,8 +29,13 @@ from torch import Tensor, nn
 __all__ = [
     "MASKS",
     "conv_mask",
+    "channel_groups",
+    "centre_mask",
     "MaskedConv2d",
+    "pointwise",
+    "pointwise_reach",
     "shift_down",
+    "shift_right",
     "gate",
     "point_sources",
     "condition_bias",
@@ -35,6 +48,7 @@ __all__ = [
 ]
 
 MASKS = ("A", "B", "V", "HA", "HB")
+_CENTRED = {"A": "B", "HA": "HB"}  # the footprint of a colour mask, whose centre tap is masked per group
 
 
 def conv_mask(kernel_size: int, mask: str) -> Tensor:
@@ -66,11 +80,38 @@ def conv_mask(kernel_size: int, mask: str) -> Tensor:
     return m
 
 
+def channel_groups(width: int, groups: int, chunks: int = 1) -> Tensor:
+    r"""The channel group of each of ``width`` feature channels, (width,) long.
+
+    The channels are cut into ``chunks`` equal chunks (the two halves of a gate, the four gates of an
+    LSTM), and each chunk into ``groups`` contiguous blocks, group 0 first; so one-hot image features
+    laid out channel by channel (C K of them) fall in the group of their colour channel.
+
+    Example:
+        >>> channel_groups(6, 3).tolist(), channel_groups(8, 2, chunks=2).tolist()
+        ([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 0, 0, 1, 1])
+    """
+    size = width // chunks
+    if size * chunks != width or size < groups:
+        raise ValueError(f"{width} channels in {chunks} chunks cannot hold {groups} channel groups each")
+    return (torch.arange(width) % size) * groups // size
+
+
+def centre_mask(out_groups: Tensor, in_groups: Tensor, strict: bool) -> Tensor:
+    r"""Which input channel each output channel reads at the centre tap, (C_out, C_in) bool: the input
+    groups before the output's (``strict``, type A) or up to it (type B)."""
+    return out_groups[:, None] > in_groups if strict else out_groups[:, None] >= in_groups
+
+
 class MaskedConv2d(nn.Module):
     r"""A 'same' 2-D convolution whose kernel is zero outside a causal footprint.
 
     Only the bounding box of the footprint is stored and convolved (a 3x3 type-B kernel is 2x3, a
     horizontal one 1x2), with the asymmetric zero padding that keeps the output aligned with the input.
+
+    With ``groups`` > 1 (colour), the centre tap of an A, B, HA or HB kernel is masked between channel
+    groups (:func:`centre_mask`) instead of all in or all out; a V kernel reads all groups (its output is
+    shifted down a row before the horizontal stack reads it).
 
     Arguments:
         in_channels: C_in.
@@ -78,6 +119,8 @@ class MaskedConv2d(nn.Module):
         kernel_size: k, odd.
         mask: see :func:`conv_mask`.
         bias: add a learnt bias.
+        groups: the number of channel groups (the image's colour channels), 1 for one-channel images.
+        chunks: the number of chunks of the output (see :func:`channel_groups`).
 
     Example:
         >>> conv = MaskedConv2d(1, 4, 3, "A")
@@ -86,17 +129,38 @@ class MaskedConv2d(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, mask: str = "B", bias: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        mask: str = "B",
+        bias: bool = True,
+        groups: int = 1,
+        chunks: int = 1,
     ):
         super().__init__()
-        full = conv_mask(kernel_size, mask)
+        colour = groups > 1 and mask != "V"
+        full = conv_mask(kernel_size, _CENTRED.get(mask, mask) if colour else mask)
         rows, cols = full.any(1).nonzero().flatten(), full.any(0).nonzero().flatten()
         r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
         c = kernel_size // 2
-        self.kernel_size, self.mask_type = kernel_size, mask
+        self.kernel_size, self.mask_type, self.groups = kernel_size, mask, groups
         self.pad = (c - c0, c1 - c, c - r0, r1 - c)  # left, right, top, bottom (F.pad order)
-        self.register_buffer("mask", full[r0 : r1 + 1, c0 : c1 + 1].float())
-        bound = 1 / math.sqrt(in_channels * float(self.mask.sum()))
+        box = full[r0 : r1 + 1, c0 : c1 + 1]
+        # the reach of each channel group from each: (G, G, kh, kw)
+        group_mask = box.expand(groups, groups, *box.shape).clone()
+        if colour:
+            strict = mask in ("A", "HA")
+            group_mask[..., c - r0, c - c0] = centre_mask(torch.arange(groups), torch.arange(groups), strict)
+            weights = box.expand(out_channels, in_channels, *box.shape).clone()  # (C_out, C_in, kh, kw)
+            weights[..., c - r0, c - c0] = centre_mask(
+                channel_groups(out_channels, groups, chunks), channel_groups(in_channels, groups), strict
+            )
+            self.register_buffer("mask", weights.float())
+        else:
+            self.register_buffer("mask", box.float())
+        self.register_buffer("group_mask", group_mask.float(), persistent=False)
+        bound = 1 / math.sqrt(in_channels * float(box.sum()))
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels, r1 - r0 + 1, c1 - c0 + 1).uniform_(-bound, bound)
         )
@@ -130,13 +194,33 @@ class MaskedConv2d(nn.Module):
         return F.conv2d(sub if pre is None else pre(sub), self.weight * self.mask, self.bias)
 
     def reach(self, r: Tensor) -> Tensor:
-        r"""Which sources each output sees: r (N, 1, H, W) indicator per source -> (N, 1, H, W)."""
-        return (F.conv2d(F.pad(r, self.pad), self.mask[None, None]) > 0).to(r.dtype)
+        r"""Which sources each output group sees: r (N, G, H, W) indicator per source and channel group
+        -> (N, G, H, W)."""
+        return (F.conv2d(F.pad(r, self.pad), self.group_mask) > 0).to(r.dtype)
+
+
+def pointwise(in_channels: int, out_channels: int, groups: int = 1, chunks: int = 1) -> nn.Module:
+    r"""A 1x1 convolution that keeps the channel groups causal: a plain ``nn.Conv2d`` for one group, else a
+    type-B :class:`MaskedConv2d` (output group c reads input groups up to c)."""
+    if groups == 1:
+        return nn.Conv2d(in_channels, out_channels, 1)
+    return MaskedConv2d(in_channels, out_channels, 1, "B", groups=groups, chunks=chunks)
+
+
+def pointwise_reach(r: Tensor) -> Tensor:
+    r"""What a :func:`pointwise` map's output groups see: r (N, G, H, W) -> (N, G, H, W), group c the
+    union of groups up to c."""
+    return r.cummax(dim=1).values
 
 
 def shift_down(x: Tensor) -> Tensor:
     r"""Moves every row one down, zeros in the first: (B, C, H, W) -> (B, C, H, W)."""
     return F.pad(x, (0, 0, 1, 0))[..., :-1, :]
+
+
+def shift_right(x: Tensor) -> Tensor:
+    r"""Moves every column one right, zeros in the first: (B, C, H, W) -> (B, C, H, W)."""
+    return F.pad(x, (1, 0))[..., :-1]
 
 
 def gate(x: Tensor) -> Tensor:
@@ -145,13 +229,14 @@ def gate(x: Tensor) -> Tensor:
     return torch.tanh(a) * torch.sigmoid(b)
 
 
-def point_sources(height: int, width: int, like: Tensor | None = None) -> Tensor:
-    r"""One indicator image per pixel, (H W, 1, H, W): the input of a ``reach`` propagation."""
-    d = height * width
+def point_sources(height: int, width: int, like: Tensor | None = None, channels: int = 1) -> Tensor:
+    r"""One indicator image per pixel and channel, (C H W, C, H, W), source c H W + i W + j at group c of
+    pixel (i, j): the input of a ``reach`` propagation."""
+    d = channels * height * width
     eye = torch.eye(
         d, dtype=torch.float32 if like is None else like.dtype, device=None if like is None else like.device
     )
-    return eye.reshape(d, 1, height, width)
+    return eye.reshape(d, channels, height, width)
 
 
 def condition_bias(proj: nn.Module | None, e: Tensor | None) -> Tensor | float:
@@ -167,14 +252,20 @@ class MaskedResidualBlock(nn.Module):
         kernel_size: k of the type-B masked convolution.
         embed_dim: the size of a conditioning vector e (class embedding), or None.
         dropout: dropout rate on the hidden activation.
+        groups: the image's channel groups (see :class:`MaskedConv2d`).
     """
 
     def __init__(
-        self, channels: int, kernel_size: int = 3, embed_dim: int | None = None, dropout: float = 0.0
+        self,
+        channels: int,
+        kernel_size: int = 3,
+        embed_dim: int | None = None,
+        dropout: float = 0.0,
+        groups: int = 1,
     ):
         super().__init__()
-        self.conv = MaskedConv2d(channels, channels, kernel_size, "B")
-        self.out = nn.Conv2d(channels, channels, 1)
+        self.conv = MaskedConv2d(channels, channels, kernel_size, "B", groups=groups)
+        self.out = pointwise(channels, channels, groups)
         self.cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
         self.drop = nn.Dropout(dropout)
 
@@ -192,7 +283,7 @@ class MaskedResidualBlock(nn.Module):
         return self._tail(a, buf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
 
     def reach(self, r: Tensor) -> Tensor:
-        return torch.maximum(r, self.conv.reach(r))
+        return torch.maximum(r, pointwise_reach(self.conv.reach(r)))
 
 
 class GatedBlock(nn.Module):
@@ -211,6 +302,8 @@ class GatedBlock(nn.Module):
         first: the first layer.
         embed_dim: the size of a conditioning vector e, or None.
         dropout: dropout rate on the horizontal stack's gated activation.
+        groups: the image's channel groups (see :class:`MaskedConv2d`); only the horizontal stack masks
+            them, the vertical one sees rows above only.
     """
 
     def __init__(
@@ -221,13 +314,16 @@ class GatedBlock(nn.Module):
         first: bool = False,
         embed_dim: int | None = None,
         dropout: float = 0.0,
+        groups: int = 1,
     ):
         super().__init__()
         self.first = first
-        self.v_conv = MaskedConv2d(in_channels, 2 * channels, kernel_size, "V")
-        self.h_conv = MaskedConv2d(in_channels, 2 * channels, kernel_size, "HA" if first else "HB")
+        self.v_conv = MaskedConv2d(in_channels, 2 * channels, kernel_size, "V", groups=groups)
+        self.h_conv = MaskedConv2d(
+            in_channels, 2 * channels, kernel_size, "HA" if first else "HB", groups=groups, chunks=2
+        )
         self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.h_out = nn.Conv2d(channels, channels, 1)
+        self.h_out = pointwise(channels, channels, groups)
         self.v_cond = nn.Linear(embed_dim, 2 * channels, bias=False) if embed_dim else None
         self.h_cond = nn.Linear(embed_dim, 2 * channels, bias=False) if embed_dim else None
         self.drop = nn.Dropout(dropout)
@@ -261,7 +357,7 @@ class GatedBlock(nn.Module):
 
     def reach(self, rv: Tensor, rh: Tensor) -> tuple[Tensor, Tensor]:
         rvp = self.v_conv.reach(rv)
-        rhp = torch.maximum(self.h_conv.reach(rh), shift_down(rvp))
+        rhp = pointwise_reach(torch.maximum(self.h_conv.reach(rh), shift_down(rvp)))
         return rvp, rhp if self.first else torch.maximum(rh, rhp)
 
 
@@ -304,11 +400,14 @@ class RasterStack(nn.Module):
         channels: C, the output width.
         first_kernel: the size of the type-A kernel.
         embed_dim: the size of a conditioning vector, or None.
+        groups: the image's channel groups (see :class:`MaskedConv2d`).
     """
 
-    def __init__(self, in_channels: int, channels: int, first_kernel: int, embed_dim: int | None):
+    def __init__(
+        self, in_channels: int, channels: int, first_kernel: int, embed_dim: int | None, groups: int = 1
+    ):
         super().__init__()
-        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A")
+        self.first = MaskedConv2d(in_channels, channels, first_kernel, "A", groups=groups)
         self.first_cond = nn.Linear(embed_dim, channels, bias=False) if embed_dim else None
         self.out_channels = channels
 
@@ -331,6 +430,7 @@ class PixelCNNStack(RasterStack):
         kernel_size: k of the blocks.
         embed_dim: the size of a conditioning vector, or None.
         dropout: dropout rate inside the blocks.
+        groups: the image's channel groups (see :class:`MaskedConv2d`).
     """
 
     def __init__(
@@ -342,10 +442,11 @@ class PixelCNNStack(RasterStack):
         kernel_size: int = 3,
         embed_dim: int | None = None,
         dropout: float = 0.0,
+        groups: int = 1,
     ):
-        super().__init__(in_channels, channels, first_kernel, embed_dim)
+        super().__init__(in_channels, channels, first_kernel, embed_dim, groups)
         self.blocks = nn.ModuleList(
-            MaskedResidualBlock(channels, kernel_size, embed_dim, dropout) for _ in range(layers)
+            MaskedResidualBlock(channels, kernel_size, embed_dim, dropout, groups) for _ in range(layers)
         )
 
     @property
@@ -404,6 +505,7 @@ class GatedPixelCNNStack(nn.Module):
         kernel_size: k of the others.
         embed_dim: the size of a conditioning vector, or None.
         dropout: dropout rate in the horizontal stack.
+        groups: the image's channel groups (see :class:`MaskedConv2d`).
     """
 
     def __init__(
@@ -415,6 +517,7 @@ class GatedPixelCNNStack(nn.Module):
         kernel_size: int = 3,
         embed_dim: int | None = None,
         dropout: float = 0.0,
+        groups: int = 1,
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
@@ -425,6 +528,7 @@ class GatedPixelCNNStack(nn.Module):
                 n == 0,
                 embed_dim,
                 dropout,
+                groups,
             )
             for n in range(layers)
         )

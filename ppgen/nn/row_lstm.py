@@ -14,7 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ppgen.nn.masked_conv import MaskedConv2d, RasterCache, RasterStack, condition_bias
+from ppgen.nn.masked_conv import (
+    MaskedConv2d,
+    RasterCache,
+    RasterStack,
+    condition_bias,
+    pointwise,
+    pointwise_reach,
+)
 
 __all__ = ["lstm_cell", "RowLSTM", "LSTMStack", "RowLSTMStack"]
 
@@ -34,16 +41,27 @@ class RowLSTM(nn.Module):
         channels: the hidden size C.
         kernel_size: k of both the input-to-state and the state-to-state convolutions (odd, >= 3).
         embed_dim: the size of a conditioning vector e added to the gates, or None.
+        groups: the image's channel groups: the input-to-state kernel masks them at its centre (see
+            :class:`~ppgen.nn.masked_conv.MaskedConv2d`); the state-to-state one reads the row above.
 
     Example:
         >>> RowLSTM(2, 8)(torch.zeros(3, 2, 4, 5)).shape
         torch.Size([3, 8, 4, 5])
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int = 3, embed_dim: int | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        kernel_size: int = 3,
+        embed_dim: int | None = None,
+        groups: int = 1,
+    ):
         super().__init__()
         self.channels = channels
-        self.input_to_state = MaskedConv2d(in_channels, 4 * channels, kernel_size, "HB")
+        self.input_to_state = MaskedConv2d(
+            in_channels, 4 * channels, kernel_size, "HB", groups=groups, chunks=4
+        )
         self.state_to_state = nn.Conv1d(channels, 4 * channels, kernel_size, padding=kernel_size // 2)
         self.cond = nn.Linear(embed_dim, 4 * channels, bias=False) if embed_dim else None
         with torch.no_grad():  # forget gates start open
@@ -95,16 +113,16 @@ class RowLSTM(nn.Module):
         return h
 
     def reach(self, r: Tensor) -> Tensor:
-        r"""r: (N, 1, H, W) sources -> (N, 1, H, W): what each hidden state sees."""
+        r"""r: (N, G, H, W) sources per channel group -> (N, G, H, W): what each hidden state sees."""
         k = self.state_to_state.kernel_size[0]
         seen = self.input_to_state.reach(r)
         h = c = r.new_zeros(r.shape[0], 1, r.shape[-1])
         rows = []
         for row in range(r.shape[-2]):
-            gates = torch.maximum(seen[..., row, :], F.max_pool1d(h, k, 1, k // 2))
+            gates = torch.maximum(seen[..., row, :], F.max_pool1d(h, k, 1, k // 2))  # (N, G, W)
             c = torch.maximum(gates, c)
-            h = c  # h = o * tanh(c): the gates and c
-            rows.append(h)
+            rows.append(c)  # h = o * tanh(c): the gates and c
+            h = c.amax(1, keepdim=True)  # the row above reaches every group
         return torch.stack(rows, dim=-2)
 
 
@@ -125,6 +143,7 @@ class LSTMStack(RasterStack):
         first_kernel: the size of the type-A kernel.
         embed_dim: the size of a conditioning vector, or None.
         dropout: dropout on each LSTM's output before the residual sum.
+        groups: the image's channel groups (see :class:`~ppgen.nn.masked_conv.MaskedConv2d`).
     """
 
     def __init__(
@@ -136,10 +155,11 @@ class LSTMStack(RasterStack):
         first_kernel: int = 7,
         embed_dim: int | None = None,
         dropout: float = 0.0,
+        groups: int = 1,
     ):
-        super().__init__(in_channels, channels, first_kernel, embed_dim)
+        super().__init__(in_channels, channels, first_kernel, embed_dim, groups)
         self.lstms = nn.ModuleList(layer() for _ in range(layers))
-        self.projections = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(layers))
+        self.projections = nn.ModuleList(pointwise(channels, channels, groups) for _ in range(layers))
         self.drop = nn.Dropout(dropout)
 
     @property
@@ -164,7 +184,7 @@ class LSTMStack(RasterStack):
     def reach(self, r: Tensor) -> Tensor:
         sources, r = r, self.first.reach(r)
         for lstm in self.lstms:
-            r = torch.maximum(r, self.layer_reach(lstm, r, sources))
+            r = torch.maximum(r, pointwise_reach(self.layer_reach(lstm, r, sources)))
         return r
 
     def cache(self, x: Tensor, e: Tensor | None = None) -> "_LSTMCache":
@@ -182,6 +202,7 @@ class RowLSTMStack(LSTMStack):
         kernel_size: k of the Row LSTMs.
         embed_dim: the size of a conditioning vector, or None.
         dropout: dropout on each LSTM's output before the residual sum.
+        groups: the image's channel groups (see :class:`~ppgen.nn.masked_conv.MaskedConv2d`).
     """
 
     def __init__(
@@ -193,15 +214,17 @@ class RowLSTMStack(LSTMStack):
         kernel_size: int = 3,
         embed_dim: int | None = None,
         dropout: float = 0.0,
+        groups: int = 1,
     ):
         super().__init__(
             in_channels,
-            lambda: RowLSTM(channels, channels, kernel_size, embed_dim),
+            lambda: RowLSTM(channels, channels, kernel_size, embed_dim, groups),
             channels,
             layers,
             first_kernel,
             embed_dim,
             dropout,
+            groups,
         )
 
 

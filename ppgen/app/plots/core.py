@@ -24,23 +24,27 @@ __all__ = [
 def image_grid(
     ax, images: torch.Tensor, nrow: int | None = None, levels: int | None = None, title: str | None = None
 ):
-    r"""Draws images (N, C, H, W) as one grey grid on ``ax``.
+    r"""Draws images (N, C, H, W) as one grid on ``ax``: grey (ink dark) from the first channel, or in
+    colour when C = 3 (channels R, G, B).
 
     Arguments:
-        levels: the number of grey levels (categorical data), used to scale to [0, 1]; None for [0, 1] data.
+        levels: the number of levels per channel (categorical data), used to scale to [0, 1]; None for
+            [0, 1] data.
     """
     x = images.detach().float().cpu()
     if levels:
         x = x / (levels - 1)
-    x = x.clamp(0, 1)[:, 0]  # (N, H, W): first channel
-    n, h, w = x.shape
+    colour = x.shape[1] == 3
+    x = x.clamp(0, 1).permute(0, 2, 3, 1) if colour else x.clamp(0, 1)[:, 0]  # (N, H, W, 3) or (N, H, W)
+    n, h, w = x.shape[:3]
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
-    canvas = np.full((ncol * (h + 1) + 1, nrow * (w + 1) + 1), 0.25)  # light grey borders
+    border = 0.85 if colour else 0.25  # light grey either way
+    canvas = np.full((ncol * (h + 1) + 1, nrow * (w + 1) + 1, *x.shape[3:]), border)
     for i in range(n):
         r, c = divmod(i, nrow)
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[i].numpy()
-    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(canvas, cmap=None if colour else "gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
