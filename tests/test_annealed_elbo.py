@@ -10,14 +10,20 @@ from ppgen.inference.annealed_elbo import AnnealedELBOObjective
 
 
 def recording(objective):
-    r"""Makes the objective's loss record every batch it is given; returns the list of batches."""
-    seen, loss = [], objective.loss_fn.differentiable_loss
+    r"""Makes the objective's loss record every batch it is given, on whichever path it takes (the model's
+    fused ``training_loss`` or Pyro's traced loss); returns the list of batches."""
+    seen, loss, fused = [], objective.loss_fn.differentiable_loss, objective.model.training_loss
 
     def record(model, guide, x, y):
         seen.append(x.clone())
         return loss(model, guide, x, y)
 
+    def record_fused(x, y=None):
+        seen.append(x.clone())
+        return fused(x, y)
+
     objective.loss_fn.differentiable_loss = record
+    objective.model.training_loss = record_fused
     return seen
 
 

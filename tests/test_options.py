@@ -47,10 +47,11 @@ def test_the_schedule_decays_every_epoch_to_its_floor_for_any_objective():
     assert resumed.lr_steps == 4 and ELBOObjective(m, lr=1.0).end_epoch() == {}  # constant: no log
 
 
-def test_the_denoising_schedule_is_per_step_and_halves_every_4000_steps():
+def test_the_denoising_schedule_is_per_step_and_halves_every_1800_steps():
     ppgen.seed_everything(0)
     m = ppgen.create("ddpm", DataSpec("continuous", (2,)), timesteps=10, hidden=8, blocks=1)
     objective = DenoisingObjective(m, lr=1e-3)
     x = torch.randn(16, 2)
     rates = [objective.step(x, None)["lr"] for _ in range(3)]
-    assert rates == pytest.approx([1e-3 * 0.5 ** (k / 4000) for k in (1, 2, 3)], rel=1e-12)
+    assert rates == pytest.approx([1e-3 * 0.999615**k for k in (1, 2, 3)], rel=1e-12)
+    assert 0.999615**1800 == pytest.approx(0.5, abs=1e-3)  # the default halves the rate every 1,800 steps

@@ -16,7 +16,8 @@ __all__ = ["DEMO_MODELS"]
 # on a shared 2-core machine; NLL by IWAE with K = 100 for vae/iwae, FD-digits on 200 samples):
 #   digits  mixture 18.78, FD 30 [5.5]; fvsbn 18.67, FD 43 [4.6]; nade 17.69, FD 32 [14.4];
 #           made 18.06, FD 48 [5.7]; vae 18.67, FD 45 [19.3]; iwae 16.70, FD 26 [38.2]
-#   rings8  rnade KL gap 0.252, 8/8 modes, 90 % HQ [22.6]; nsf 0.318, 8/8, 85 % [28.3];
+#   rings8  rnade KL gap 0.139, 8/8 modes, 90 % HQ [23.6] (40 epochs, lr decay 0.93; models/nade.py);
+#           nsf 0.318, 8/8, 85 % [28.3];
 #           smld 8/8, 83 % [7.8]; wgan-gp 8/8, 82.6 % [98.0] (validation 8/8, 80.2 % in 80 epochs [100.4];
 #           on test the preset's 300 s budget stopped it at 64 of 80 epochs, on a machine loaded ~2.5x)
 #           ddpm KL gap 0.488, 8/8, 99.3 % [62.8] (validation 0.455, 8/8, 98 % [57.1]; DDIM-50 samples)
