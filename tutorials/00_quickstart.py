@@ -9,6 +9,7 @@
 # nothing at all, **implicit** (GANs). Here we meet the two simplest exact models.
 
 # %%
+import json
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,7 @@ import ppgen
 from ppgen.app.compare import compare, format_table
 from ppgen.app.plots import draw_samples, training_curve
 from ppgen.app.tutorial import QUICK, out_dir, savefig
+from ppgen.errors import PPGenError
 
 ppgen.seed_everything(0)
 
@@ -122,3 +124,49 @@ rows = compare(
     progress=False,
 )
 print(format_table(rows))
+
+# %% [markdown]
+# ## Threads, processes and clusters
+# Every `ppgen` command runs torch on **one thread** unless told otherwise (`--threads N`, or the
+# environment variable `PPGEN_THREADS`; 0 keeps torch's default): small networks on a shared machine
+# ran 8–45× slower on torch's default of two threads (`benchmarks/threads.py`). The Python API leaves
+# the thread count to you; `ppgen.app.threads.set_threads` is what the CLI calls.
+#
+# One model can train on several processes (`--nproc N`, or `torchrun -m ppgen train ...`): each rank
+# takes its shard of every global batch and the gradients (here the counts) are summed across ranks,
+# so two processes fit the same model as one.
+
+# %%
+subprocess.run(
+    [*ppgen_cli, "train", "independent", "--data", "digits", "--nproc", "2", "--out", str(work / "run2"),
+     "--quiet", "--threads", "1"],
+    check=True,
+)  # fmt: skip
+one, two = (json.loads((work / r / "metrics.json").read_text()) for r in ("run", "run2"))
+print(f"test NLL, 1 process: {one['test_nll_nats']:.4f} nats; 2 processes: {two['test_nll_nats']:.4f} nats")
+
+# %% [markdown]
+# A comparison grid runs its cells on a local process pool (`--jobs`), as Ray tasks
+# (`--executor ray --address auto`, `pip install 'ppgen[ray]'`) or as a Slurm array job (`--executor
+# slurm --slurm-partition gpu --slurm-time 120`, `pip install 'ppgen[slurm]'`), through the same cache.
+# submitit's `debug` cluster runs the Slurm path in this process, so it works without a cluster:
+
+# %%
+try:
+    from ppgen.app.executors import SlurmExecutor, SlurmOptions
+
+    slurm = SlurmExecutor(work / "slurm", SlurmOptions(cluster="debug"))
+except PPGenError as e:  # submitit is an optional extra
+    print(e)
+else:
+    rows = compare(
+        rings_train,
+        rings,
+        ["independent", "mixture"],
+        out_dir() / "compare-rings8-slurm",
+        budget_seconds=1 if QUICK else 20,
+        progress=False,
+        use_cache=False,
+        executor=slurm,
+    )
+    print(format_table(rows))
