@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 from scipy import stats
+from test_pixelcnn import gradient_dependencies  # flat index -> the flat indices reaching its logits
 
 import ppgen
 from ppgen.data import DataSpec
@@ -69,17 +70,6 @@ def earlier(spec):
         for c in range(colours)
         for p in range(pixels)
     }
-
-
-def gradient_dependencies(m, x, y=None):
-    r"""Flat index -> the flat indices whose value reaches its conditional's logits by autograd."""
-    x = x.clone().requires_grad_(True)
-    logits = m.conditionals(x, y).reshape(x.shape[0], m.spec.dim, -1)
-    found = {}
-    for i in range(m.spec.dim):
-        (grad,) = torch.autograd.grad(logits[:, i].sum(), x, retain_graph=True)
-        found[i] = set(torch.nonzero(grad.reshape(x.shape[0], -1).abs().sum(0)).flatten().tolist())
-    return found
 
 
 # --- the masks ----------------------------------------------------------------------------------------
