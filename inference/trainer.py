@@ -18,6 +18,7 @@ from ppgen.inference.guard import TrainingGuard, check_fit_arguments
 from ppgen.inference.objective import OBJECTIVES, resolve_options
 from ppgen.inference.weight_average import WeightAverage
 from ppgen.seed import set_rng_state
+from ppgen.validation import value_checks
 
 __all__ = ["fit", "FitResult", "FIT_DEFAULTS"]
 
@@ -164,7 +165,7 @@ def fit(
                     if result.steps == 0:  # the first step with Pyro's and torch's argument checks
                         logs = objective.step(x, y)
                     else:  # then without them: the data were checked, and the guard watches the numbers
-                        with pyro.validation_enabled(False):
+                        with pyro.validation_enabled(False), value_checks(False):
                             logs = objective.step(x, y)
                 except (ValueError, RuntimeError) as e:
                     if (reason := guard.check_exception(e)) is None:

@@ -42,8 +42,7 @@ class WeightAverage:
         if self.swapped:
             raise RuntimeError("WeightAverage.update while the average is swapped in")
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for a, p in zip(self.held, self.params):
-            a.lerp_(p, 1 - d)
+        torch._foreach_lerp_(self.held, self.params, 1 - d)  # one kernel call for all the parameters
         self.steps += 1
 
     @torch.no_grad()

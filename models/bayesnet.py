@@ -168,6 +168,9 @@ class BayesNetModel(GenerativeModel):
     def sufficient_statistics(self, x, y=None):
         return self.net.sufficient_statistics(x.reshape(x.shape[0], -1))
 
+    def statistics_log_likelihood(self, stats):
+        return self.net.statistics_log_likelihood(stats)
+
     @torch.no_grad()
     def set_from_statistics(self, stats, smoothing=None):
         self.net.set_from_statistics(stats, self.smoothing if smoothing is None else smoothing)

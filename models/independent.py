@@ -1,9 +1,12 @@
 """Structure through independence: one factor per dimension, n parameters for n binary pixels."""
 
+import math
+
 import networkx as nx
 import pyro
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ppgen.base import GenerativeModel, register
 from ppgen.graph.dag import variable_names
@@ -83,6 +86,18 @@ class Independent(GenerativeModel):
         else:
             stats["sum"], stats["sum_sq"] = x.sum(0).double(), (x.double() ** 2).sum(0)
         return stats
+
+    def statistics_log_likelihood(self, stats):
+        r"""sum_i log p(x_i) of the examples counted in ``stats`` under the current factors (float64)."""
+        n, params = stats["n"], self.params.double()
+        if self.spec.kind == "binary":
+            c = stats["counts"]
+            return (c * F.logsigmoid(params) + (n - c) * F.logsigmoid(-params)).sum()
+        if self.spec.base_kind == "categorical":
+            return (stats["counts"] * params.log_softmax(-1)).sum()
+        loc, log_scale = params
+        squares = stats["sum_sq"] - 2 * loc * stats["sum"] + n * loc**2  # sum_i (x_i - loc)^2
+        return (-0.5 * squares * (-2 * log_scale).exp() - n * (log_scale + 0.5 * math.log(2 * math.pi))).sum()
 
     @torch.no_grad()
     def set_from_statistics(self, stats, smoothing=None):

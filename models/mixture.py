@@ -10,7 +10,7 @@ from torch import nn
 from ppgen.base import GenerativeModel, register
 from ppgen.errors import PPGenError
 from ppgen.graph.dag import variable_names
-from ppgen.likelihoods import factorized, factorized_params_shape
+from ppgen.likelihoods import factorized, factorized_params_shape, pairwise_log_prob
 
 __all__ = ["Mixture"]
 
@@ -62,8 +62,7 @@ class Mixture(GenerativeModel):
         return self._log_prob(self.check_input(x))
 
     def _log_prob(self, x):
-        components = factorized(self.spec, self.params)  # batch (K,)
-        lp = components.log_prob(x.unsqueeze(1))  # (B, K)
+        lp = pairwise_log_prob(self.spec, self.params, x)  # (B, K)
         return torch.logsumexp(lp + self.weight_logits.log_softmax(0), dim=1)
 
     def _observed_component_log_probs(self, x, observed):

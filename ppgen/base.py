@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ppgen.data import Dataset, DataSpec
 from ppgen.errors import PPGenError
+from ppgen.validation import values_checked
 
 __all__ = ["GenerativeModel", "register", "create", "get", "model_names", "REGISTRY"]
 
@@ -213,7 +214,8 @@ class GenerativeModel(nn.Module):
 
     def check_input(self, x: Tensor) -> Tensor:
         r"""Validates x at the boundary: a tensor on the model's device, shaped (B, *event_shape) with
-        B >= 1, finite, inside the data kind's support; returns it as floating point."""
+        B >= 1, finite, inside the data kind's support (the values only while
+        :func:`~ppgen.validation.values_checked`); returns it as floating point."""
         shape = tuple(self.spec.event_shape)
         if not isinstance(x, Tensor) or x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape:
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -226,6 +228,8 @@ class GenerativeModel(nn.Module):
             raise PPGenError(
                 f"{self.name}: x is on {x.device} but the model is on {self.device}; pass x.to(model.device)"
             )
+        if not values_checked():  # inside ppgen.fit after its first step: the data were checked once
+            return x
         if not torch.isfinite(x).all():
             raise PPGenError(f"{self.name}: x contains NaN or infinite values")
         k = self.spec.num_categories

@@ -115,3 +115,62 @@ def test_validation_is_off_after_the_first_step_and_restored():
         type(m).training_loss = step
     assert seen == [before, False, False]
     assert torch.distributions.Distribution._validate_args == before
+
+
+@pytest.mark.parametrize("kind", ["binary", "categorical", "continuous"])
+def test_pairwise_log_prob_is_every_components_log_likelihood(kind):
+    from ppgen.likelihoods import factorized, factorized_params_shape, pairwise_log_prob
+
+    ppgen.seed_everything(0)
+    spec = SPECS[kind] if kind != "categorical" else DataSpec("categorical:4", (2, 3))
+    params = torch.randn(5, *factorized_params_shape(spec), dtype=torch.float64)
+    x = _data(spec, n=7)
+    expected = factorized(spec, params).log_prob(x.unsqueeze(1))  # (7, 5)
+    got = pairwise_log_prob(spec, params, x)
+    assert got.shape == (7, 5)
+    assert torch.allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+COUNTED = [
+    ("independent", "binary", {}),
+    ("independent", "categorical", {}),
+    ("independent", "continuous", {}),
+    ("bayesnet", "binary", {"structure": "markov", "order": 2}),
+    ("bayesnet", "categorical", {"structure": "markov", "order": 1, "smoothing": 0.5}),
+    ("bayesnet", "binary", {"structure": "chain", "max_table": 8}),  # sparse tables beyond 8 entries
+]
+
+
+@pytest.mark.parametrize("name, kind, config", COUNTED)
+def test_the_counting_loss_from_statistics_is_the_sum_of_log_probs(name, kind, config):
+    r"""sum over cells of count log theta = sum_i log p(x_i), under parameters fit to other data (so that
+    some cells of the batch were never seen)."""
+    ppgen.seed_everything(0)
+    spec = SPECS[kind]
+    m = ppgen.create(name, spec, **config).double()
+    ppgen.fit(m, ppgen.data.from_tensor(_data(spec, n=40).float(), kind=spec.kind), progress=False)
+    x = _data(spec, n=9)
+    with torch.no_grad():
+        from_statistics = m.statistics_log_likelihood(m.sufficient_statistics(x))
+        assert torch.allclose(from_statistics.double(), m.log_prob(x).double().sum(), rtol=1e-9, atol=1e-9)
+
+
+def test_fit_checks_values_on_the_first_step_only():
+    r"""Inside fit, batches after the first skip the value checks (the data were checked once), and the
+    checks are back on after fit, also when it raises."""
+    from ppgen.validation import values_checked
+
+    seen = []
+
+    class Spy(REGISTRY["independent"]):
+        def sufficient_statistics(self, x, y=None):
+            seen.append(values_checked())
+            return super().sufficient_statistics(x, y)
+
+    m = Spy(SPECS["binary"])
+    data = ppgen.data.from_tensor(_data(SPECS["binary"], n=12).float(), kind="binary")
+    ppgen.fit(m, data, epochs=2, batch_size=4, progress=False)
+    assert seen == [True] + [False] * 5
+    assert values_checked()
+    with pytest.raises(ppgen.PPGenError, match="NaN"):
+        m.log_prob(torch.full((1, 1, 3, 3), float("nan")))

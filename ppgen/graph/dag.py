@@ -32,6 +32,7 @@ from ppgen.errors import PPGenError
 from ppgen.graph import elimination
 from ppgen.graph import program as graph_pyro
 from ppgen.graph.tables import DenseCPTs, build_tables
+from ppgen.validation import values_checked
 
 __all__ = ["BayesNet", "Independence", "variable_names"]
 
@@ -281,7 +282,8 @@ class BayesNet(nn.Module):
         return self
 
     def check_values(self, x) -> Tensor:
-        r"""Validates (B, n) values, each an integer in [0, card) of its column; returns them as long."""
+        r"""Validates (B, n) values, each an integer in [0, card) of its column (the shape always, the values
+        while :func:`~ppgen.validation.values_checked`); returns them as long."""
         self.require_tables()
         n = len(self.variables)
         if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != n:
@@ -289,6 +291,8 @@ class BayesNet(nn.Module):
             raise PPGenError(
                 f"expected values of shape (B, {n}) in the order {self.variables[:3]}..., got {got}"
             )
+        if not values_checked():  # inside ppgen.fit after its first step (ppgen/validation.py)
+            return x.long()
         if x.is_floating_point() and not (torch.isfinite(x).all() and (x == x.round()).all()):
             raise PPGenError("values must be finite integers (category indices)")
         cards = torch.tensor([self.cards[v] for v in self.variables], device=x.device)
@@ -359,6 +363,11 @@ class BayesNet(nn.Module):
             batch = {f"t{i}": t.counts(chunk) for i, t in enumerate(self.tables)}
             stats = batch if stats is None else {k: stats[k] + v for k, v in batch.items()}
         return stats
+
+    def statistics_log_likelihood(self, stats: dict) -> Tensor:
+        r"""sum_i log p(x_i) over the examples that ``sufficient_statistics`` counted in ``stats``, under the
+        current CPTs: sum over cells of count * log theta (float64 scalar), without the examples."""
+        return sum(t.log_likelihood(stats[f"t{i}"]).double() for i, t in enumerate(self.tables))
 
     def set_from_statistics(self, stats: dict, smoothing: float = 0.0) -> None:
         r"""Sets each CPT to (count + smoothing) / (total + card * smoothing); unseen rows at 0: uniform."""

@@ -62,35 +62,37 @@ class DenseCPTs(nn.Module):
         self.register_buffer(
             "parents", torch.tensor(parents, dtype=torch.long).reshape(g, k), persistent=False
         )
+        self.register_buffer(
+            "offsets", torch.arange(g, dtype=torch.long) * (self.rows * self.card), persistent=False
+        )
         self.logits = nn.Parameter(torch.zeros(g, self.rows, self.card))  # (G, P, K)
 
     def table_logits(self, slot: int, values: list[Tensor]) -> Tensor:
         r"""log p(x_v | parents = values) for the variable in ``slot``: (*batch, K), normalized."""
         return self.logits[slot].log_softmax(-1)[row_index(values, self.steps, self.logits)]
 
-    def index(self, x: Tensor) -> Tensor:
-        r"""x: (B, n) long -> (B, G) the row of each variable's parent configuration."""
-        row = torch.zeros(x.shape[0], len(self.nodes), dtype=torch.long, device=x.device)
+    def cells(self, x: Tensor) -> Tensor:
+        r"""x: (B, n) long -> (B, G) the flat index of each variable's (parent configuration, value) cell in
+        the (G, P, K) tables: ((g P + row) K + x_v), one index that both scoring and counting read."""
+        cell = self.offsets + x[:, self.nodes]  # (B, G): g P K + x_v
         for j, step in enumerate(self.steps):  # a loop over the k parent slots, never a (B, G, k) copy
-            row += x[:, self.parents[:, j]] * step
-        return row
+            cell += x[:, self.parents[:, j]] * (step * self.card)
+        return cell
 
     def log_probs(self, x: Tensor) -> Tensor:
         r"""x: (B, n) long -> (B, G) log p(x_v | x_pa(v))."""
-        logp = self.logits.log_softmax(-1)  # (G, P, K)
-        rows = logp[torch.arange(len(self.nodes), device=x.device), self.index(x)]  # (B, G, K)
-        return rows.gather(-1, x[:, self.nodes].unsqueeze(-1)).squeeze(-1)
+        return self.logits.log_softmax(-1).reshape(-1)[self.cells(x)]
 
     def counts(self, x: Tensor) -> Tensor:
         r"""x: (B, n) long -> (G, P, K) float64 counts of (parent configuration, value) pairs."""
-        g = torch.arange(len(self.nodes), device=x.device)
-        flat = (g * self.rows + self.index(x)) * self.card + x[:, self.nodes]
         n = len(self.nodes) * self.rows * self.card
-        return (
-            torch.bincount(flat.reshape(-1), minlength=n)
-            .reshape(len(self.nodes), self.rows, self.card)
-            .double()
-        )
+        return torch.bincount(self.cells(x).reshape(-1), minlength=n).reshape(self.logits.shape).double()
+
+    def log_likelihood(self, counts: Tensor) -> Tensor:
+        r"""sum over the examples counted in (G, P, K) ``counts`` of their log p(x_v | x_pa(v)): sum c log theta
+        (0 log 0 = 0: a cell that was not seen adds nothing whatever its probability)."""
+        logp = self.logits.log_softmax(-1).to(counts.dtype)
+        return torch.where(counts > 0, counts * logp, torch.zeros_like(logp)).sum()
 
     @torch.no_grad()
     def set_counts(self, counts: Tensor, smoothing: float) -> None:
@@ -180,6 +182,11 @@ class SparseCPT(nn.Module):
 
     def counts(self, x: Tensor) -> SparseCounts:
         return SparseCounts.of(x[:, self.parents[0]], x[:, self.nodes[0]], self.card)
+
+    def log_likelihood(self, counts: SparseCounts) -> Tensor:
+        r"""sum over the examples counted in ``counts`` of log p(x_v | x_pa(v)): sum c log theta."""
+        logp = self.table_logits(0, list(counts.keys.unbind(-1)))  # (M, K)
+        return torch.where(counts.counts > 0, counts.counts * logp, torch.zeros_like(logp)).sum()
 
     @torch.no_grad()
     def set_counts(self, counts: SparseCounts, smoothing: float) -> None:

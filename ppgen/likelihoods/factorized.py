@@ -3,10 +3,11 @@
 import pyro.distributions as dist
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from ppgen.data import DataSpec
 
-__all__ = ["factorized", "factorized_params_shape"]
+__all__ = ["factorized", "factorized_params_shape", "pairwise_log_prob"]
 
 
 def factorized_params_shape(spec: DataSpec) -> tuple:
@@ -38,3 +39,28 @@ def factorized(spec: DataSpec, params: Tensor) -> dist.TorchDistribution:
         return dist.Categorical(logits=params).to_event(n)
     loc, log_scale = torch.unbind(params, dim=-n - 1)
     return dist.Normal(loc, log_scale.exp()).to_event(n)
+
+
+def pairwise_log_prob(spec: DataSpec, params: Tensor, x: Tensor) -> Tensor:
+    r"""log p(x_b | params_k) for every example b and every set of factors k: (B, K).
+
+    Equal to ``factorized(spec, params).log_prob(x.unsqueeze(1))``, but for discrete data one matrix
+    product instead of a (B, K, D) tensor of per-pixel terms: a Bernoulli factor's log-likelihood is
+    x l - softplus(l) (binary cross-entropy with logits, written out), a categorical one's is the one-hot
+    x times log softmax(l). On digits with 24 components the mixture's step takes ~4x less.
+
+    Arguments:
+        spec: the data spec.
+        params: (K, *factorized_params_shape(spec)).
+        x: (B, *event_shape) data.
+    """
+    k = params.shape[0]
+    if spec.kind == "binary":
+        logits = params.reshape(k, -1)  # (K, D)
+        return x.reshape(len(x), -1).to(logits.dtype) @ logits.T - F.softplus(logits).sum(-1)
+    if spec.base_kind == "categorical":
+        c = spec.num_categories
+        log_p = params.reshape(k, -1, c).log_softmax(-1).reshape(k, -1)  # (K, D C)
+        one_hot = F.one_hot(x.reshape(len(x), -1).long(), c).reshape(len(x), -1).to(log_p.dtype)
+        return one_hot @ log_p.T
+    return factorized(spec, params).log_prob(x.unsqueeze(1))
