@@ -89,8 +89,8 @@ class DenseCPTs(nn.Module):
         return torch.bincount(self.cells(x).reshape(-1), minlength=n).reshape(self.logits.shape).double()
 
     def log_likelihood(self, counts: Tensor) -> Tensor:
-        r"""sum over the examples counted in (G, P, K) ``counts`` of their log p(x_v | x_pa(v)): sum c log theta
-        (0 log 0 = 0: a cell that was not seen adds nothing whatever its probability)."""
+        r"""sum over the examples counted in (G, P, K) ``counts`` of their log p(x_v | x_pa(v)):
+        sum c log theta (0 log 0 = 0: a cell that was not seen adds nothing whatever its probability)."""
         logp = self.logits.log_softmax(-1).to(counts.dtype)
         return torch.where(counts > 0, counts * logp, torch.zeros_like(logp)).sum()
 
