@@ -258,7 +258,7 @@ class NSF(VectorFlow):
 
     def make_step(self, i):
         k = self.count_bins
-        net = _autoregressive_net(self, [k, k, k - 1])  # widths, heights, inner derivatives
+        net = _autoregressive_net(self, [3 * k - 1])  # widths, heights, inner slopes, packed (Pyro's layout)
         cls = ConditionalAutoregressiveSpline if self.conditional else AutoregressiveSpline
         return cls(self.dim, net, count_bins=k, bound=self.bound)
 

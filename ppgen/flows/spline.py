@@ -25,6 +25,7 @@ __all__ = [
     "ConditionedAutoregressiveSpline",
     "rational_quadratic_spline",
     "spline_knots",
+    "packed_spline_knots",
 ]
 
 MIN_BIN = 1e-3  # the smallest bin width and height, as a fraction of the interval
@@ -45,11 +46,19 @@ def spline_knots(widths: Tensor, heights: Tensor, slopes: Tensor, bound: float) 
         The knots' abscissae x_0 = -B < ... < x_K = B and ordinates y_0 = -B < ... < y_K = B, (*, 2, K + 1),
         and their slopes d_0, ..., d_K (d_0 = d_K = 1 - MIN_SLOPE), (*, K + 1).
     """
-    k = widths.shape[-1]
-    sizes = MIN_BIN + (1 - MIN_BIN * k) * torch.stack([widths, heights], -2).softmax(-1)  # (*, 2, K)
-    inner = torch.cumsum(sizes[..., :-1], -1) * (2 * bound) - bound  # (*, 2, K - 1); the ends are exact
-    knots = F.pad(F.pad(inner, (1, 0), value=-bound), (0, 1), value=bound)
-    slopes = F.pad(MIN_SLOPE + F.softplus(slopes), (1, 1), value=1.0 - MIN_SLOPE)
+    return packed_spline_knots(torch.cat([widths, heights, slopes], -1), bound)
+
+
+def packed_spline_knots(params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
+    r""":func:`spline_knots` of the parameters packed in one tensor, (*, 3K - 1): widths, heights, slopes
+    (what the spline's MADE computes; the widths and heights are normalized as one (*, 2, K) view)."""
+    k = (params.shape[-1] + 1) // 3
+    sizes = MIN_BIN + (1 - MIN_BIN * k) * params[..., : 2 * k].unflatten(-1, (2, k)).softmax(-1)  # (*, 2, K)
+    knots = F.pad(torch.cumsum(sizes, -1), (1, 0)) * (2 * bound) - bound  # (*, 2, K + 1); x_0 = -B exactly
+    knots[..., -1] = bound  # and x_K = B exactly (the cumulative sum ends within rounding of 1)
+    # the pad also makes the slopes contiguous (softplus is 5x slower on the strided slice)
+    slopes = MIN_SLOPE + F.softplus(F.pad(params[..., 2 * k :], (1, 1)))
+    slopes[..., 0] = slopes[..., -1] = 1.0 - MIN_SLOPE
     return knots, slopes
 
 
@@ -103,15 +112,16 @@ def rational_quadratic_spline(
 
 
 class _Spline:
-    r"""The map, its inverse and log-determinant of an autoregressive spline; ``knots(x)`` gives the knots
-    and slopes of every coordinate's spline (see :func:`spline_knots`), coordinate i's from x_<i only."""
+    r"""The map, its inverse and log-determinant of an autoregressive spline; ``params(x)`` gives the packed
+    spline parameters of every coordinate (*, 3K - 1, D) (see :func:`packed_spline_knots`), coordinate i's
+    from x_<i only, and ``order`` the order in which the coordinates depend on each other."""
 
-    def knots(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def params(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _knots_from(self, params: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        w, h, d = (p.transpose(-1, -2) for p in params)  # the network's (*, M, D) -> (*, D, M)
-        return spline_knots(w, h, d.contiguous(), self.bound)  # softplus is 5x slower on strided inputs
+    def knots(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""The knots (*, D, 2, K + 1) and slopes (*, D, K + 1) of every coordinate's spline at x (*, D)."""
+        return packed_spline_knots(self.params(x).transpose(-1, -2), self.bound)  # (*, D, 3K - 1), a view
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""x (*, D) -> (y (*, D), log|det dy/dx| (*,)) in one pass."""
@@ -122,13 +132,29 @@ class _Spline:
         return self.call_and_ladj(x)[0]
 
     def _inverse(self, y: Tensor) -> Tensor:
+        r"""D passes of the network; pass i fixes the i-th coordinate of the autoregressive order, so only its
+        spline is built and inverted (with the network's ``permutation``; without one, every coordinate's
+        in every pass)."""
+        order = getattr(self.net, "permutation", None)
         x = torch.zeros_like(y)
-        for _ in range(y.shape[-1]):  # pass i fixes coordinate i of the autoregressive order
-            x = rational_quadratic_spline(y, *self.knots(x), inverse=True, with_ladj=False)[0]
+        for i in range(y.shape[-1]) if order is None else order.tolist():
+            params = self.params(x)
+            if order is None:
+                x = rational_quadratic_spline(y, *self.knots(x), inverse=True, with_ladj=False)[0]
+                continue
+            knots, slopes = packed_spline_knots(params[..., i], self.bound)  # (*, 2, K + 1), (*, K + 1)
+            xi = rational_quadratic_spline(y[..., i], knots, slopes, inverse=True, with_ladj=False)[0]
+            x = torch.cat([x[..., :i], xi.unsqueeze(-1), x[..., i + 1 :]], -1)
         return x
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return self.call_and_ladj(x)[1]
+
+
+def _packed(params) -> Tensor:
+    r"""The network's output as one (*, 3K - 1, D) tensor: a MADE built with ``param_dims=[3K - 1]`` returns
+    it as is; one built with ``[K, K, K - 1]`` (Pyro's layout, the same weights) returns three slices."""
+    return torch.cat(params, -2) if isinstance(params, (tuple, list)) else params
 
 
 def _drop_pyro_alias(state_dict, prefix, *args):
@@ -142,7 +168,8 @@ class AutoregressiveSpline(_Spline, TransformModule):
 
     Arguments:
         input_dim: D.
-        autoregressive_nn: a MADE (e.g. ``pyro.nn.AutoRegressiveNN``) with ``param_dims=[K, K, K - 1]``:
+        autoregressive_nn: a MADE (e.g. ``pyro.nn.AutoRegressiveNN``) with ``param_dims=[3 K - 1]`` or
+            Pyro's ``[K, K, K - 1]`` (the same weights, returned in three slices):
             x (*, D) -> bin-width logits (*, K, D), bin-height logits (*, K, D), inner slopes (*, K - 1, D).
         count_bins: K.
         bound: the spline acts on [-bound, bound] and is the identity outside.
@@ -167,9 +194,12 @@ class AutoregressiveSpline(_Spline, TransformModule):
         self.arn = autoregressive_nn
         self._register_load_state_dict_pre_hook(_drop_pyro_alias)
 
-    def knots(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""The knots (*, D, 2, K + 1) and slopes (*, D, K + 1) of every coordinate's spline at x (*, D)."""
-        return self._knots_from(self.arn(x))
+    @property
+    def net(self) -> nn.Module:
+        return self.arn
+
+    def params(self, x: Tensor) -> Tensor:
+        return _packed(self.arn(x))
 
 
 class ConditionedAutoregressiveSpline(_Spline, Transform):
@@ -184,9 +214,8 @@ class ConditionedAutoregressiveSpline(_Spline, Transform):
         super().__init__(cache_size=0)
         self.net, self.context, self.bound = net, context, bound
 
-    def knots(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""The knots (*, D, 2, K + 1) and slopes (*, D, K + 1) of every coordinate's spline at x (*, D)."""
-        return self._knots_from(self.net(x, context=self.context))
+    def params(self, x: Tensor) -> Tensor:
+        return _packed(self.net(x, context=self.context))
 
 
 class ConditionalAutoregressiveSpline(ConditionalTransformModule):
@@ -195,7 +224,7 @@ class ConditionalAutoregressiveSpline(ConditionalTransformModule):
     Arguments:
         input_dim: D.
         autoregressive_nn: a conditional MADE (e.g. ``pyro.nn.ConditionalAutoRegressiveNN``) with
-            ``param_dims=[K, K, K - 1]``, called as ``autoregressive_nn(x, context=c)``.
+            ``param_dims=[3 K - 1]`` (or ``[K, K, K - 1]``), called as ``autoregressive_nn(x, context=c)``.
         count_bins: K.
         bound: the spline acts on [-bound, bound] and is the identity outside.
     """
