@@ -109,6 +109,7 @@ class MADE(AutoregressiveModel):
         )
         self.label_output = nn.Linear(self.num_classes, width, bias=False) if self.conditional else None
         self.use_mask(0)
+        self._training_mask = 0  # the mask set training returns to after an evaluation (see ``train``)
 
     # --- masks ----------------------------------------------------------------------------------
     def layer_degrees(self, m: int) -> list[Tensor]:
@@ -130,9 +131,17 @@ class MADE(AutoregressiveModel):
             self.direct.set_mask(degree_mask(degrees[0], degrees[-1], strict=True))
 
     def train(self, mode: bool = True):
-        r"""As ``nn.Module.train``; ``eval()`` also returns to the first mask set."""
-        super().train(mode)
-        if not mode:
+        r"""As ``nn.Module.train``; ``eval()`` also returns to the first mask set, and ``train()`` after it
+        to the set training had reached, so that evaluating between epochs (a checkpoint's score, a
+        quality curve taken at moments of wall time) leaves the sequence of training steps as it was."""
+        if mode == self.training:
+            return super().train(mode)
+        if mode:
+            super().train(True)
+            self.use_mask(self._training_mask)
+        else:
+            self._training_mask = int(self.mask_index)
+            super().train(False)
             self.use_mask(0)
         return self
 

@@ -196,6 +196,32 @@ def test_eval_mode_is_deterministic(name, kind, conditional):
 
 # --- training ---------------------------------------------------------------------------------------------
 @parametrize
+def test_evaluating_between_epochs_leaves_training_as_it_was(name, kind, conditional):
+    r"""What happens to the model at an epoch's end for a checkpoint's score or a quality curve (eval mode,
+    a density and samples on a forked RNG, back to train mode) changes nothing in the steps that follow:
+    the same weights after two epochs with and without it (the curve is taken at moments of wall time,
+    so anything else would make a run depend on the machine's speed)."""
+
+    def score(epoch, row, objective):
+        m = objective.model
+        m.eval()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            if m.density != "implicit":
+                m.log_prob(data.x[:3], labels(m, 3))
+            m.sample(2, labels(m, 2))
+        m.train()
+
+    def fitted(on_epoch_end=None):
+        ppgen.seed_everything(0)
+        model, _ = create(name, kind, conditional)
+        ppgen.fit(model, data, epochs=2, batch_size=N // 2 - 1, on_epoch_end=on_epoch_end, progress=False)
+        return state(model)
+
+    data = tiny_data(name, kind, labelled=conditional)
+    assert same_state(fitted(), fitted(score))
+
+
+@parametrize
 def test_one_step_of_the_models_objective_reaches_every_parameter(name, kind, conditional):
     model, data = create(name, kind, conditional)
     before = state(model)
