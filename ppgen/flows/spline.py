@@ -52,12 +52,15 @@ def spline_knots(widths: Tensor, heights: Tensor, slopes: Tensor, bound: float) 
 def packed_spline_knots(params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     r""":func:`spline_knots` of the parameters packed in one tensor, (*, 3K - 1): widths, heights, slopes
     (what the spline's MADE computes; the widths and heights are normalized as one (*, 2, K) view)."""
-    k = (params.shape[-1] + 1) // 3
-    sizes = MIN_BIN + (1 - MIN_BIN * k) * params[..., : 2 * k].unflatten(-1, (2, k)).softmax(-1)  # (*, 2, K)
-    knots = F.pad(torch.cumsum(sizes, -1), (1, 0)) * (2 * bound) - bound  # (*, 2, K + 1); x_0 = -B exactly
-    knots[..., -1] = bound  # and x_K = B exactly (the cumulative sum ends within rounding of 1)
+    k, width = (params.shape[-1] + 1) // 3, 2 * bound
+    # bin sizes in units of the interval, (*, 2, K); in place only where autograd keeps no operand
+    sizes = (params[..., : 2 * k].unflatten(-1, (2, k)).softmax(-1) * ((1 - MIN_BIN * k) * width)).add_(
+        MIN_BIN * width
+    )
+    knots = F.pad(torch.cumsum(sizes, -1), (1, 0)).sub_(bound)  # (*, 2, K + 1); x_0 = -B exactly
+    knots[..., -1] = bound  # and x_K = B exactly (the cumulative sum ends within rounding of 2B)
     # the pad also makes the slopes contiguous (softplus is 5x slower on the strided slice)
-    slopes = MIN_SLOPE + F.softplus(F.pad(params[..., 2 * k :], (1, 1)))
+    slopes = F.softplus(F.pad(params[..., 2 * k :], (1, 1))).add_(MIN_SLOPE)
     slopes[..., 0] = slopes[..., -1] = 1.0 - MIN_SLOPE
     return knots, slopes
 
@@ -80,13 +83,13 @@ def rational_quadratic_spline(
     """
     search = knots[..., 1 if inverse else 0, :]  # (*, K + 1)
     bound = search[..., -1]
-    k = (x.unsqueeze(-1) >= search[..., 1:-1] + EPS).sum(-1, keepdim=True)  # the bin, (*, 1) in [0, K)
+    k = (x.unsqueeze(-1) - EPS >= search[..., 1:-1]).sum(-1, keepdim=True)  # the bin, (*, 1) in [0, K)
     index = torch.cat([k, k + 1], -1)  # (*, 2)
     x0, x1, y0, y1 = (
         knots.gather(-1, index.unsqueeze(-2).expand(*index.shape[:-1], 2, 2)).flatten(-2).unbind(-1)
     )
     d0, d1 = slopes.gather(-1, index).unbind(-1)  # (*,) each
-    inside = (x >= -bound) & (x <= bound)
+    inside = x.abs() <= bound  # the interval is symmetric
     w, h = x1 - x0, y1 - y0
     s = h / w
     c2 = d0 + d1 - 2 * s
@@ -107,7 +110,7 @@ def rational_quadratic_spline(
         out = torch.where(inside, y0 + h * (s * theta * theta + d0 * t1) / denom, x)
         if not with_ladj:
             return out, None
-    ladj = torch.log(s * s * (d1 * theta * theta + 2 * s * t1 + d0 * (1 - theta) ** 2)) - 2 * torch.log(denom)
+    ladj = torch.log(s * s * (d1 * theta * theta + 2 * s * t1 + d0 * (1 - theta) ** 2) / (denom * denom))
     return out, inside * ladj
 
 
