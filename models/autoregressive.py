@@ -163,6 +163,10 @@ class AutoregressiveModel(GenerativeModel):
         with pyro.plate("data", n):
             return pyro.sample("x", self.likelihood(y, n), obs=x)
 
+    def training_loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""-sum log p(x): the loss of the Pyro program (it has no latent site), without tracing it."""
+        return -self.log_prob(x, y).sum()
+
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r"""Exact log p(x) (or log p(x | y)): (B, *event_shape) -> (B,) nats, in one parallel pass."""
         x = self.check_input(x)

@@ -183,10 +183,19 @@ class MADE(AutoregressiveModel):
             return out.reshape(x.shape)  # logits (B, *event_shape)
         return out.reshape(*x.shape, self.categories)  # logits (B, *event_shape, K)
 
+    def next_mask(self) -> None:
+        r"""In training, moves to the next mask set: one per training step (traced or not)."""
+        if self.training and self.num_masks > 1:
+            self.use_mask(int(self.mask_index) + 1)
+
     def model(self, x=None, y=None):
-        if self.training and self.num_masks > 1 and x is not None:
-            self.use_mask(int(self.mask_index) + 1)  # one mask set per training step
+        if x is not None:
+            self.next_mask()
         return super().model(x, y)
+
+    def training_loss(self, x, y=None):
+        self.next_mask()
+        return super().training_loss(x, y)
 
     # --- the ensemble ----------------------------------------------------------------------------
     @torch.no_grad()
