@@ -161,6 +161,21 @@ def test_nproc_is_checked_in_one_line(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "r").exists()
 
 
+def test_ctrl_c_is_reported_once_by_the_launcher(capsys, monkeypatch):
+    r"""Ctrl-C reaches the launcher and every rank it started; only the launcher prints the line."""
+    import ppgen.app.cli as cli
+
+    def interrupted(threads):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "set_threads", interrupted)
+    assert cli.main(["list"]) == 130
+    assert capsys.readouterr().err.strip() == "ppgen list: interrupted"
+    monkeypatch.setenv("PPGEN_LAUNCHED", "1")  # a rank of --nproc
+    assert cli.main(["list"]) == 130
+    assert capsys.readouterr().err == ""
+
+
 def test_shards_cover_the_batch_once():
     for n in range(2, 9):
         for world in (2, 3):

@@ -7,6 +7,7 @@ what that command needs and no more (``benchmarks/startup.py`` times it). Every 
 
 import argparse
 import importlib
+import os
 import sys
 
 from ppgen.app.commands import COMMANDS
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as e:
         print(f"ppgen {args.command}: training stopped: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"ppgen {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C reaches every rank of ``--nproc``: only the launcher says so
+        if os.environ.get("PPGEN_LAUNCHED") != "1":
+            print(f"ppgen {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -33,7 +33,7 @@ from ppgen.seed import seed_everything
 
 __all__ = ["add_arguments", "run", "share", "launch"]
 
-LAUNCHED = "PPGEN_LAUNCHED"  # set by --nproc in its children: they are ranks, not launchers
+LAUNCHED = "PPGEN_LAUNCHED"  # set by --nproc in its children: they are ranks, not launchers (see also cli)
 ERRORS = "PPGEN_RANK_ERRORS"  # the folder where a child leaves its one-line error for the launcher
 GRACE_SECONDS = 10.0  # after one rank fails, how long the others get to stop by themselves
 FAILED = 3  # a rank's exit code for an error the launcher reports
