@@ -177,13 +177,14 @@ def test_parallel_grid_gives_the_numbers_of_a_serial_one(rings):
 
 def test_demo_models_come_from_demo_models_else_every_model_with_a_preset(rings, presets, monkeypatch):
     from ppgen.app.commands import compare as command
+    from ppgen.app.compare import applicable_models
 
     train, _ = rings
     monkeypatch.setattr(command, "DEMO_MODELS", {})
     with_preset = [n for n in ppgen.model_names() if ppgen.get(n).quick_preset("rings8") is not None]
     chosen = command._demo_models(train)
     assert {"independent", "mixture"} <= set(chosen) and "gan" not in chosen
-    assert chosen == [n for n in with_preset if n in command.applicable_models(train)]
+    assert chosen == [n for n in with_preset if n in applicable_models(train)]
     monkeypatch.setattr(command, "DEMO_MODELS", {"rings8": ["mixture"]})
     assert command._demo_models(train) == ["mixture"]
 

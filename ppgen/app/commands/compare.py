@@ -4,11 +4,9 @@ import sys
 from pathlib import Path
 
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split
-from ppgen.app.compare import applicable_models, compare, default_jobs, format_table
 from ppgen.app.demo import DEMO_MODELS
 from ppgen.app.executors import EXECUTORS, SlurmOptions, make_executor
 from ppgen.app.job import resolve_device
-from ppgen.app.report import summarize
 from ppgen.app.runs import prepare_run_dir
 from ppgen.app.specs import lookup
 from ppgen.app.threads import resolve_threads
@@ -85,12 +83,18 @@ def _seeds(text: str | None, default: int) -> list[int]:
 
 
 def _demo_models(data) -> list[str]:
+    from ppgen.app.compare import applicable_models
+
     if data.name in DEMO_MODELS:
         return list(DEMO_MODELS[data.name])
     return [n for n in applicable_models(data) if lookup(n).quick_preset(data.name) is not None]
 
 
 def run(args) -> int:
+    # here: `ppgen compare --help` need not load matplotlib (the report) and the grid
+    from ppgen.app.compare import applicable_models, compare, default_jobs, format_table
+    from ppgen.app.report import summarize
+
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models is not None else None
     if names == []:
         raise PPGenError(

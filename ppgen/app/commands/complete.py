@@ -2,13 +2,11 @@
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 
 from ppgen.app import runs
 from ppgen.app.commands.options import load_split
 from ppgen.app.job import resolve_device
-from ppgen.app.plots.uses import completion_figure
 from ppgen.errors import PPGenError
 from ppgen.inference.tasks.complete import complete, completion_metrics, hidden_mask
 from ppgen.seed import seed_everything
@@ -30,6 +28,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    import matplotlib.pyplot as plt  # here: `ppgen complete --help` need not load matplotlib
+
+    from ppgen.app.plots.uses import completion_figure
+
     out = Path(args.out)
     if out.suffix not in (".pt", ".png"):
         raise PPGenError(f"--out must end in .png or .pt, got {out.name!r}")

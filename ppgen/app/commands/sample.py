@@ -3,13 +3,11 @@
 import io
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 
 from ppgen.app import runs
 from ppgen.app.commands.options import load_split, seed_argument
 from ppgen.app.job import resolve_device
-from ppgen.app.plots import sample_figure
 from ppgen.errors import PPGenError
 from ppgen.seed import seed_everything
 
@@ -24,6 +22,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    import matplotlib.pyplot as plt  # here: `ppgen sample --help` need not load matplotlib
+
+    from ppgen.app.plots import sample_figure
+
     out = Path(args.out)
     if out.suffix not in (".pt", ".png"):
         raise PPGenError(f"--out must end in .pt or .png, got {out.name!r}")

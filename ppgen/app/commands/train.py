@@ -16,13 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
 
 from ppgen.app import data_parallel, runs
 from ppgen.app.commands.options import add_data_arguments, add_run_arguments, load_split, parse_config
 from ppgen.app.job import resolve_device, run_job
-from ppgen.app.plots import sample_figure
 from ppgen.app.specs import build_model, canonical, lookup
 from ppgen.errors import NonFiniteLossError, PPGenError
 from ppgen.inference.tasks.missing import fit_missing, observed_log_prob, supports_missing
@@ -281,6 +279,10 @@ def _record(args, model, fit_asked: dict, seed: int, device) -> dict:
 def _train(args, out, device, model, train, test, record, fit_asked, state, seed, wrote) -> int:
     r"""Fits from ``state`` (epoch, steps, seconds, log, objective and RNG state), checkpointing every
     epoch, then writes metrics.json and samples.png. ``wrote`` gets an entry once a checkpoint exists."""
+    import matplotlib.pyplot as plt  # here: `ppgen train --help` need not load matplotlib
+
+    from ppgen.app.plots import sample_figure
+
     fit_options = {k: v for k, v in fit_asked.items() if v is not None}
     if fit_options.get("steps") is not None:
         fit_options["steps"] -= state["steps"]  # --steps is the run's total
