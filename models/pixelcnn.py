@@ -39,8 +39,8 @@ class PixelModel(AutoregressiveModel):
     A subclass builds ``self.body`` in :meth:`make_body`: a module with ``forward(features, e)``
     (B, C_image K, H, W) -> (B, C, H, W), ``out_channels``, ``reach(sources)`` (the exact receptive
     field per channel group, see :func:`~ppgen.nn.masked_conv.point_sources`) and ``cache(features, e)``
-    (an object with ``at(i, j) -> (B, C)`` and ``set(i, j, features)`` for raster-order sampling), whose
-    masks keep the C_image channel groups causal (``groups``).
+    (a :class:`~ppgen.nn.masked_conv.RasterCache`: ``at(i, j) -> (B, C)`` and ``set(i, j, features,
+    start)`` for raster-order sampling), whose masks keep the C_image channel groups causal (``groups``).
 
     The flat order of generation is pixel by pixel and, within a pixel, channel by channel
     (:meth:`ordering`); a one-channel image is plain raster order.

@@ -179,7 +179,7 @@ class MaskedConv2d(nn.Module):
 
     @property
     def margin(self) -> int:
-        r"""The zero margin a cache buffer needs around the image for :meth:`window`."""
+        r"""The zero margin a cache buffer needs around the image for :meth:`window` and :meth:`at`."""
         return max(self.pad)
 
     def masked_weight(self) -> Tensor:
@@ -196,13 +196,7 @@ class MaskedConv2d(nn.Module):
         return F.conv2d(F.pad(x, self.pad), self.masked_weight(), self.bias)
 
     def window(
-        self,
-        buf: Tensor,
-        margin: int,
-        rows: tuple[int, int],
-        cols: tuple[int, int],
-        pre=None,
-        weight: Tensor | None = None,
+        self, buf: Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int], pre=None
     ) -> Tensor:
         r"""The output on rows [i0, i1) and columns [j0, j1) only.
 
@@ -210,7 +204,6 @@ class MaskedConv2d(nn.Module):
             buf: the input with a zero margin of ``margin`` on every side, (B, C_in, H + 2m, W + 2m).
             margin: m >= :attr:`margin`.
             pre: an elementwise function with pre(0) = 0 applied to the input window first (an activation).
-            weight: :meth:`masked_weight`, when the caller holds it already.
 
         Returns:
             (B, C_out, i1 - i0, j1 - j0), equal to ``forward(input)[..., i0:i1, j0:j1]``.
@@ -218,8 +211,7 @@ class MaskedConv2d(nn.Module):
         left, right, top, bottom = self.pad
         (i0, i1), (j0, j1) = rows, cols
         sub = buf[..., margin + i0 - top : margin + i1 + bottom, margin + j0 - left : margin + j1 + right]
-        weight = self.masked_weight() if weight is None else weight
-        return F.conv2d(sub if pre is None else pre(sub), weight, self.bias)
+        return F.conv2d(sub if pre is None else pre(sub), self.masked_weight(), self.bias)
 
     def at(self, buf: Tensor, taps: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         r"""The output at one pixel, (B, C_out), equal to ``forward(input)[..., i, j]`` plus ``bias``.
@@ -230,7 +222,12 @@ class MaskedConv2d(nn.Module):
             weight: :meth:`flat_weight`.
             bias: (C_out,) or (B, C_out), e.g. :func:`folded_bias`, which replaces the layer's own.
         """
-        return torch.addmm(bias, buf.index_select(1, taps).flatten(1), weight)
+        return torch.addmm(bias, buf.index_select(1, taps).view(buf.shape[0], -1), weight)
+
+    def row_at(self, buf: Tensor, taps: Tensor, weight: Tensor) -> Tensor:
+        r"""The output on one image row without the bias, (B, W, C_out): as :meth:`at` for every pixel of
+        the row at once, taps (W kh kw,) from :meth:`RasterGrid.row_taps`."""
+        return torch.matmul(buf.index_select(1, taps).view(buf.shape[0], -1, weight.shape[0]), weight)
 
     def reach(self, r: Tensor) -> Tensor:
         r"""Which sources each output group sees: r (N, G, H, W) indicator per source and channel group
@@ -454,14 +451,22 @@ class RasterGrid:
         start = (i + self.margin) * self.row + self.margin
         return buf[:, start : start + self.width]
 
-    def taps(self, conv: MaskedConv2d) -> list[Tensor]:
-        r"""Per pixel i W + j, the (kh kw,) buffer rows of conv's kernel box there, in the order of
-        :meth:`MaskedConv2d.flat_weight`."""
+    def _taps(self, conv: MaskedConv2d) -> Tensor:
         left, right, top, bottom = conv.pad
         device = self._positions.device
         box = torch.arange(-top, bottom + 1, device=device)[:, None] * self.row
         offsets = (box + torch.arange(-left, right + 1, device=device)).flatten()
-        return list((self._positions[:, None] + offsets).unbind(0))
+        return self._positions[:, None] + offsets  # (H W, kh kw)
+
+    def taps(self, conv: MaskedConv2d) -> list[Tensor]:
+        r"""Per pixel i W + j, the (kh kw,) buffer rows of conv's kernel box there, in the order of
+        :meth:`MaskedConv2d.flat_weight` (for :meth:`MaskedConv2d.at`)."""
+        return list(self._taps(conv).unbind(0))
+
+    def row_taps(self, conv: MaskedConv2d) -> list[Tensor]:
+        r"""Per image row, the (W kh kw,) buffer rows of conv's kernel boxes at its pixels, pixel by pixel
+        (for :meth:`MaskedConv2d.row_at`)."""
+        return list(self._taps(conv).view(self.height, -1).unbind(0))
 
 
 class RasterCache:
@@ -672,7 +677,11 @@ class _GatedCache(RasterCache):
         self.vs = [self.x] + [grid.zeros(self.x, c) for _ in range(n - 1)]  # the vertical stack's inputs
         self.hs = [self.x] + [grid.zeros(self.x, c) for _ in range(n - 1)]  # the horizontal stack's inputs
         self.vertical = [
-            (block.v_conv.masked_weight(), None if block.v_cond is None or e is None else block.v_cond(e))
+            (
+                grid.row_taps(block.v_conv),
+                block.v_conv.flat_weight(),
+                folded_bias(block.v_conv, block.v_cond, e),
+            )
             for block in stack.blocks
         ]
         # the constant part of each horizontal pre-activation: its bias, v_to_h's and V_h e
@@ -696,17 +705,12 @@ class _GatedCache(RasterCache):
     def _next_row(self, i: int) -> None:
         r"""Runs every layer's vertical stack over row i - 1 (complete) and sets the horizontal stack's
         per-column terms of row i: bases plus W_vh times the vertical pre-activation above."""
-        grid, m, width = self.grid, self.grid.margin, self.width
-        for k, (block, (weight, cond)) in enumerate(zip(self.stack.blocks, self.vertical)):
-            vp = block.v_conv.window(grid.image(self.vs[k]), m, (i - 1, i), (0, width), weight=weight)[
-                :, :, 0
-            ]
-            if cond is not None:
-                vp = vp + cond[..., None]  # (B, 2C, W)
+        for k, (block, (taps, weight, bias)) in enumerate(zip(self.stack.blocks, self.vertical)):
+            vp = block.v_conv.row_at(self.vs[k], taps[i - 1], weight) + bias.unsqueeze(-2)  # (B, W, 2C)
             if k + 1 < len(self.vs):
-                grid.image_row(self.vs[k + 1], i - 1).copy_(gate(vp).transpose(1, 2))
-            terms = torch.matmul(vp.transpose(1, 2), self.to_h[k]) + self.bases[k].unsqueeze(-2)  # (B, W, 2C)
-            self.terms[k] = terms.unbind(1)
+                a, b = vp.chunk(2, dim=-1)
+                self.grid.image_row(self.vs[k + 1], i - 1).copy_(torch.tanh(a) * torch.sigmoid(b))
+            self.terms[k] = (torch.matmul(vp, self.to_h[k]) + self.bases[k].unsqueeze(-2)).unbind(1)
         self.row = i
 
     def at(self, i: int, j: int) -> Tensor:

@@ -213,16 +213,17 @@ class _RowLSTMCache:
     def __init__(self, lstm: RowLSTM, grid: RasterGrid, image: Tensor, e: Tensor | None):
         conv = lstm.input_to_state
         self.conv, self.taps, self.weight, self.width = conv, grid.taps(conv), conv.flat_weight(), grid.width
-        self.state_weight, self.padding = lstm.state_to_state.weight, lstm.state_to_state.padding
+        taps = lstm.state_to_state.weight  # (4C, C, k)
+        self.state_weight, self.padding = taps.flatten(1).T.contiguous(), taps.shape[-1] // 2  # (C k, 4C)
         self.base = folded_bias(lstm.state_to_state, lstm.cond, e, conv.bias)  # (4C,) or (B, 4C)
         zeros = image.new_zeros(image.shape[0], lstm.channels)
         self.row, self.terms, self.c_above = 0, [self.base] * grid.width, [zeros] * grid.width
         self.h, self.c = [zeros] * grid.width, [zeros] * grid.width  # the current row's states so far
 
     def _next_row(self, i: int) -> None:
-        above = torch.stack(self.h, dim=2)  # (B, C, W): the finished row
-        terms = F.conv1d(above, self.state_weight, padding=self.padding).transpose(1, 2)  # (B, W, 4C)
-        self.terms = (terms + self.base.unsqueeze(-2)).unbind(1)
+        above = F.pad(torch.stack(self.h, dim=2), (self.padding, self.padding))  # (B, C, W + k - 1)
+        windows = above.unfold(2, 2 * self.padding + 1, 1).transpose(1, 2).flatten(2)  # (B, W, C k)
+        self.terms = (torch.matmul(windows, self.state_weight) + self.base.unsqueeze(-2)).unbind(1)
         self.c_above, self.h, self.c, self.row = self.c, list(self.h), list(self.c), i
 
     def at(self, buf: Tensor, i: int, j: int, x: Tensor) -> Tensor:
