@@ -169,11 +169,9 @@ class _DiagonalCache:
         inputs = weight.shape[0] - 2 * layer.channels
         self.right_input, self.right_state = weight[:inputs], weight[inputs:]
         self.zeros = image.new_zeros(image.shape[0], layer.channels)
-        self.row = 0
-        self.above = self.right = [
-            self.zeros
-        ] * grid.width  # row i - 1's states: left-to-right, right-to-left
-        self.h, self.c = [self.zeros] * grid.width, [self.zeros] * grid.width  # row i's left-to-right so far
+        self.row, width = 0, grid.width
+        self.above = self.right = [self.zeros] * width  # row i - 1's states: left-to-right, right-to-left
+        self.h, self.c = [self.zeros] * width, [self.zeros] * width  # row i's left-to-right so far
 
     def _next_row(self, buf: Tensor, i: int) -> None:
         r"""Runs the right-to-left LSTM over row i - 1 from its inputs in buf (and the image's)."""

@@ -492,8 +492,7 @@ class RasterCache:
 
     def set(self, i: int, j: int, features: Tensor, start: int = 0) -> None:
         r"""features: (B, F), the input features start, ..., start + F - 1 of the pixel at (i, j)."""
-        row = self.x[:, self.grid.positions[i * self.width + j]]
-        row[:, start : start + features.shape[1]] = features
+        self.x[:, self.grid.positions[i * self.width + j], start : start + features.shape[1]] = features
 
 
 class RasterStack(nn.Module):
