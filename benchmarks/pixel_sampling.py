@@ -3,8 +3,15 @@
 The naive sampler is the generic one every autoregressive model inherits: one full parallel pass of
 the network per pixel, D passes for D pixels. The cached sampler (``PixelModel.sequential``) keeps every
 layer's activations in buffers and computes each layer once per pixel, at the step where its inputs
-become known (the gated vertical stack once per row), so its total work is about one parallel pass.
-Both draw from the same distribution (tests/test_pixelcnn.py checks it); this prints times and ratios.
+become known (the gated vertical stack, the Row LSTM's state-to-state term and the Diagonal BiLSTM's
+right-to-left scan once per row), so its total work is about one parallel pass. At small batches that
+work is a few dozen tiny operations per pixel, so the cached sampler is built to keep their number and
+torch's per-call overhead down: channels-last buffers in which a masked kernel's window at a pixel is
+one ``index_select`` and one ``addmm`` with the kernel flattened once per call
+(``MaskedConv2d.at`` on a ``RasterGrid``), biases and class-conditioning terms folded into vectors,
+the 1x1 head as matrices, pre-drawn logistic / Gumbel noise, and no host synchronisation per pixel.
+Both draw from the same distribution (tests/test_pixelcnn.py and tests/test_colour.py check it, and
+that the cached path's conditionals equal the parallel pass's); this prints times and ratios.
 
     python benchmarks/pixel_sampling.py                       # 8x8 and 28x28 binary images, 16 samples
     python benchmarks/pixel_sampling.py --sides 28 -n 64 --device cuda

@@ -23,8 +23,10 @@ from ppgen.models.autoregressive import AutoregressiveModel
 from ppgen.nn.masked_conv import (
     GatedPixelCNNStack,
     PixelCNNStack,
+    folded_bias,
     point_sources,
     pointwise,
+    pointwise_matrix,
     pointwise_reach,
 )
 
@@ -37,8 +39,8 @@ class PixelModel(AutoregressiveModel):
     A subclass builds ``self.body`` in :meth:`make_body`: a module with ``forward(features, e)``
     (B, C_image K, H, W) -> (B, C, H, W), ``out_channels``, ``reach(sources)`` (the exact receptive
     field per channel group, see :func:`~ppgen.nn.masked_conv.point_sources`) and ``cache(features, e)``
-    (an object with ``at(i, j) -> (B, C)`` and ``set(i, j, features)`` for raster-order sampling), whose
-    masks keep the C_image channel groups causal (``groups``).
+    (a :class:`~ppgen.nn.masked_conv.RasterCache`: ``at(i, j) -> (B, C)`` and ``set(i, j, features,
+    start)`` for raster-order sampling), whose masks keep the C_image channel groups causal (``groups``).
 
     The flat order of generation is pixel by pixel and, within a pixel, channel by channel
     (:meth:`ordering`); a one-channel image is plain raster order.
@@ -149,11 +151,62 @@ class PixelModel(AutoregressiveModel):
         return {i: set(seen[:, i].nonzero().flatten().tolist()) for i in range(dim)}
 
     # --- cached sampling ----------------------------------------------------------------------
-    def draw(self, logits: Tensor) -> Tensor:
-        r"""One pixel's value per example from its logits, (B, K_out) -> (B,)."""
-        if self.spec.kind == "binary":
-            return torch.bernoulli(torch.sigmoid(logits[:, 0]))
-        return torch.multinomial(F.softmax(logits, dim=-1), 1)[:, 0].to(logits.dtype)
+    def _head_matrices(self) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]]]:
+        r"""The head as plain affine maps on (B, C) features: the hidden layer's matrix and bias, then per
+        image channel the output layer's (for that channel's logits only)."""
+        hidden, out = self.head[1], self.head[3]
+        weight, bias = pointwise_matrix(out), folded_bias(out)
+        size = weight.shape[1] // self.colours
+        per_channel = [
+            (weight[:, c * size : (c + 1) * size].contiguous(), bias[c * size : (c + 1) * size])
+            for c in range(self.colours)
+        ]
+        return pointwise_matrix(hidden), folded_bias(hidden), per_channel
+
+    def _scan(self, x: Tensor, known: Tensor, y: Tensor | None, choose) -> Tensor:
+        r"""The cached raster scan shared by :meth:`sequential` and :meth:`cached_conditionals`.
+
+        Pixel by pixel and channel by channel, the body's cache gives the features of each value not known
+        in every example, the head its logits, ``choose(i, j, c, logits)`` its levels (B,) long (merged
+        with the known ones), whose one-hot features are then set in the cache. The known values' features
+        are in the cache from the start: the masks keep them from earlier pixels.
+
+        Arguments:
+            x: (B, C_image, H, W) levels, valid where known.
+            known: (B, C_image, H W) bool.
+            y: (B,) labels or None.
+            choose: ``(i, j, c, logits) -> (B,)`` long levels; logits (B, K_out).
+
+        Returns:
+            The (B, C_image, H, W) levels: x's where known, the chosen ones elsewhere.
+        """
+        b, (colours, height, width), k = x.shape[0], self.spec.event_shape, self.spec.num_categories
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        mask = known.reshape(x.shape)
+        levels = torch.where(mask, x, zero)
+        cache = self.body.cache(self.features(levels) * mask.repeat_interleave(k, 1), self.embed(y))
+        out = levels.reshape(b, colours, -1).permute(2, 1, 0).clone()  # (H W, C_image, B)
+        hot = torch.eye(k, dtype=self.dtype, device=x.device)
+        hidden, hidden_bias, heads = self._head_matrices()
+        every, some = known.all(0).T.tolist(), known.any(0).T.tolist()  # (H W, C_image), once
+        for i in range(height):
+            for j in range(width):
+                p, stale = i * width + j, True  # stale: features set since the layers at (i, j) last ran
+                for c in range(colours):
+                    if every[p][c]:
+                        continue
+                    h = cache.at(i, j)  # (B, C): group c sees the channels before c
+                    a = torch.addmm(hidden_bias, F.elu(h), hidden)
+                    weight, bias = heads[c]
+                    value = choose(i, j, c, torch.addmm(bias, F.elu(a), weight))
+                    if some[p][c]:
+                        value = torch.where(known[:, c, p], out[p, c].long(), value)
+                    cache.set(i, j, hot.index_select(0, value), c * k)
+                    out[p, c] = value
+                    stale = c < colours - 1
+                if stale:  # the layers at (i, j) must see every channel but the last
+                    cache.at(i, j)
+        return out.permute(2, 1, 0).reshape(x.shape)
 
     @torch.no_grad()
     def sequential(self, x: Tensor, observed: Tensor, y: Tensor | None = None, cached: bool = True) -> Tensor:
@@ -161,8 +214,11 @@ class PixelModel(AutoregressiveModel):
         used by :meth:`sample` and :meth:`complete`.
 
         With ``cached`` each layer is evaluated once per pixel and channel from buffers of earlier
-        activations (the cost of C_image parallel passes in all); without it, one full
-        :meth:`conditionals` pass per value (the naive sampler, kept to measure and test against).
+        activations (the cost of C_image parallel passes in all, run as a few dozen small matrix products
+        per pixel); without it, one full :meth:`conditionals` pass per value (the naive sampler, kept to
+        measure and test against). The cached sampler draws a binary value as [logit > L] with logistic
+        noise L, a categorical one as the arg max of logits plus Gumbel noise (both exact), the noise
+        drawn a row at a time.
 
         Arguments:
             x: (B, C_image, H, W), the observed values in place.
@@ -171,28 +227,50 @@ class PixelModel(AutoregressiveModel):
         """
         if not cached:
             return super().sequential(x, observed, y)
-        x = x.clone()
-        colours, height, width = self.spec.event_shape
-        k = self.spec.num_categories
-        cache = self.body.cache(
-            x.new_zeros(x.shape[0], colours * k, height, width), self.embed(y)
-        )  # features set pixel by pixel
-        known = observed.reshape(-1, colours, height, width)
-        for i in range(height):
-            for j in range(width):
-                pixel = x[:, :, i : i + 1, j : j + 1]  # a view: drawn values land in x
-                if known[:, :, i, j].all():  # nothing to draw: the layers at (i, j) see the pixel once
-                    cache.set(i, j, self.features(pixel)[..., 0, 0])
-                    cache.at(i, j)
-                    continue
-                for c in range(colours):
-                    h = cache.at(i, j)  # (B, C): group c sees the channels before c, set below
-                    if not known[:, c, i, j].all():
-                        logits = self.head(h[..., None, None])[..., 0, 0].unflatten(1, (colours, -1))
-                        value = self.draw(logits[:, c])
-                        x[:, c, i, j] = torch.where(known[:, c, i, j], x[:, c, i, j], value)
-                    cache.set(i, j, self.features(pixel)[..., 0, 0])
-        return x
+        b, (colours, height, width) = x.shape[0], self.spec.event_shape
+        binary, k = self.spec.kind == "binary", self.spec.num_categories
+        noise = {"row": -1}  # the current row's, per column and channel: (B,) logistic or (B, K) Gumbel
+
+        def choose(i, j, c, logits):
+            if noise["row"] != i:
+                shape = (width, colours, b) if binary else (width, colours, b, k)
+                u = torch.rand(shape, dtype=logits.dtype, device=logits.device).clamp_(min=1e-30)
+                u = u.log() - torch.log1p(-u) if binary else -(-u.log()).log()
+                noise.update(row=i, values=[column.unbind(0) for column in u.unbind(0)])
+            if binary:
+                return (logits[:, 0] > noise["values"][j][c]).long()
+            return (logits + noise["values"][j][c]).argmax(dim=1)
+
+        known = observed.reshape(b, colours, height * width)
+        return self._scan(x, known, y, choose).to(x.dtype)
+
+    @torch.no_grad()
+    def cached_conditionals(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""The logits of every conditional computed the way the cached sampler computes them, teacher-forced
+        on x: equal to :meth:`conditionals` (up to rounding), at the cached sampler's cost.
+
+        Arguments:
+            x: (B, C_image, H, W) levels.
+            y: (B,) labels or None.
+
+        Returns:
+            As :meth:`conditionals`: (B, C_image, H, W) binary or (B, C_image, H, W, K) categorical logits.
+        """
+        b, (colours, height, width) = x.shape[0], self.spec.event_shape
+        given = x.long()
+        logits = [[None] * colours for _ in range(height * width)]
+
+        def choose(i, j, c, out):
+            logits[i * width + j][c] = out
+            return given[:, c, i, j]
+
+        known = torch.zeros(b, colours, height * width, dtype=torch.bool, device=x.device)
+        self._scan(x, known, y, choose)
+        out = torch.stack(
+            [torch.stack(per_pixel, dim=1) for per_pixel in logits], dim=2
+        )  # (B, C, H W, K_out)
+        out = out.reshape(b, colours, height, width, -1)
+        return out[..., 0] if self.spec.kind == "binary" else out
 
     @torch.no_grad()
     def sample(self, n: int, y: Tensor | None = None, cached: bool = True) -> Tensor:

@@ -252,3 +252,22 @@ def test_the_completion_task_is_exact_for_a_hidden_lower_half_of_rgb_patches(var
     assert pvalue(counts[match], joint[match]) > 1e-3 and counts[~match].sum() == 0
     # log p(x_o) of the top row, exact: the marginal of the enumerated joint
     assert torch.allclose(info["log_p_observed"][0], joint[match].sum().log(), atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize(
+    "kind,shape,conditional",
+    [("binary", (1, 4, 5), False), ("categorical:4", (1, 3, 4), True), ("categorical:3", (3, 3, 4), True)],
+)
+def test_cached_sampler_conditionals_equal_the_parallel_pass(variant, kind, shape, conditional):
+    # the sampler's own path (folded weights, buffers, head as matrices), teacher-forced, in float32
+    spec = DataSpec(kind, shape, 3)
+    m = build(variant, spec, conditional=conditional, scale=0.3).float()
+    ppgen.seed_everything(1)
+    x = torch.randint(spec.num_categories, (5, *shape)).float()
+    y = torch.randint(3, (5,)) if conditional else None
+    with torch.no_grad():
+        expected = m.conditionals(x, y)
+    got = m.cached_conditionals(x, y)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() < 1e-5

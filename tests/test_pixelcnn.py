@@ -11,7 +11,7 @@ from scipy import stats
 import ppgen
 from ppgen.data import DataSpec
 from ppgen.errors import PPGenError
-from ppgen.nn.masked_conv import MaskedConv2d, conv_mask, point_sources
+from ppgen.nn.masked_conv import MaskedConv2d, RasterGrid, conv_mask, point_sources
 
 PIXEL_MODELS = ["pixelcnn", "gated-pixelcnn", "pixelrnn"]
 TINY = {"channels": 8, "first_kernel": 3, "head": 16, "embed_dim": 4}
@@ -72,6 +72,27 @@ def test_masked_conv_window_equals_the_full_pass():
     full = conv(x)
     assert torch.allclose(conv.window(buf, 3, (2, 3), (0, 7)), full[..., 2:3, :], atol=1e-12)
     assert torch.allclose(conv.window(buf, 3, (5, 6), (6, 7)), full[..., 5:6, 6:7], atol=1e-12)
+
+
+@pytest.mark.parametrize("mask", ["A", "B", "V", "HA", "HB"])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_masked_conv_at_and_row_at_on_a_raster_grid_equal_the_full_pass(mask, groups):
+    ppgen.seed_everything(0)
+    conv = MaskedConv2d(6, 9, 5, mask, groups=groups).double()
+    x = torch.randn(2, 6, 4, 5, dtype=torch.float64)
+    full = conv(x)  # (B, C_out, H, W)
+    grid = RasterGrid(4, 5, conv.margin + 1)
+    buf, taps, rows = grid.pad(x), grid.taps(conv), grid.row_taps(conv)
+    assert torch.equal(grid.image(buf)[..., 3:7, 3:8], x) and torch.equal(
+        grid.image_row(buf, 2), x[..., 2, :].mT
+    )
+    weight = conv.flat_weight()
+    for i in range(4):
+        assert torch.allclose(conv.row_at(buf, rows[i], weight) + conv.bias, full[..., i, :].mT, atol=1e-12)
+        for j in range(5):
+            assert torch.allclose(
+                conv.at(buf, taps[i * 5 + j], weight, conv.bias), full[..., i, j], atol=1e-12
+            )
 
 
 # --- receptive fields ---------------------------------------------------------------------------------

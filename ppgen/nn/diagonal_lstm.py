@@ -26,9 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ppgen.nn.masked_conv import (
-    MaskedConv2d,
+    RasterGrid,
     condition_bias,
+    folded_bias,
     pointwise,
+    pointwise_matrix,
     pointwise_reach,
     shift_down,
     shift_right,
@@ -89,21 +91,13 @@ class DiagonalLSTM(nn.Module):
             columns.append(h)
         return unskew(torch.stack(columns, dim=-1), width)
 
-    def step(
-        self, x: Tensor, above: Tensor, left: Tensor, c_left: Tensor, e: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        r"""One position: input x (B, C_in), states above and left (B, C), left cell (B, C) -> (h, c)."""
-        conv = self.input_to_state
-        w = (conv.weight * conv.mask if isinstance(conv, MaskedConv2d) else conv.weight)[..., 0, 0]
-        gates = (
-            F.linear(x, w, self.input_to_state.bias)
-            + F.conv1d(
-                torch.stack([above, left], dim=-1), self.state_to_state.weight, self.state_to_state.bias
-            )[..., 0]
-        )
-        if self.cond is not None and e is not None:
-            gates = gates + self.cond(e)
-        return lstm_cell(gates, c_left)
+    def step_weights(self, e: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""The LSTM at one position as one affine map, for cached sampling: gates (B, 4C) =
+        bias + [x, above, left] @ weight, with weight (C_in + 2C, 4C) and bias (4C,) or (B, 4C) (the
+        conditioning term of e folded in)."""
+        taps = self.state_to_state.weight  # (4C, C, 2): [above, left]
+        weight = torch.cat([pointwise_matrix(self.input_to_state), taps[..., 0].T, taps[..., 1].T])
+        return weight, folded_bias(self.state_to_state, self.cond, e, self.input_to_state.bias)
 
 
 def _quadrant(r: Tensor) -> Tensor:
@@ -157,38 +151,47 @@ class DiagonalBiLSTM(nn.Module):
         right = r if image is None else torch.maximum(r, image)
         return torch.maximum(left, shift_down(_quadrant(right.flip(-1)).flip(-1)))
 
-    # --- cached sampling ----------------------------------------------------------------------
-    def buffers(self, image: Tensor, margin: int, height: int, width: int) -> tuple[Tensor, ...]:
-        r"""States and cells of both directions, (B, C, H + 1, W + 2) each, (i, j) at [i + 1, j + 1];
-        then the padded image features (B, C_image, H + 2m, W + 2m) themselves (filled in as sampled)."""
-        zeros = tuple(image.new_zeros(image.shape[0], self.channels, height + 1, width + 2) for _ in range(4))
-        return zeros + (image,)
+    def cache(self, grid: RasterGrid, image: Tensor, e: Tensor | None = None) -> "_DiagonalCache":
+        r"""The state of cached sampling (see :class:`~ppgen.nn.row_lstm.LSTMStack`), reading the image
+        features' buffer ``image`` as they are sampled."""
+        return _DiagonalCache(self, grid, image, e)
 
-    def at(
-        self, xbuf: Tensor, state: tuple[Tensor, ...], margin: int, i: int, j: int, e: Tensor | None = None
-    ) -> Tensor:
-        r"""The output at (i, j), (B, C), from the padded input xbuf (B, C_in, H + 2m, W + 2m) set up to
-        (i, j); at the start of a row it first runs the right-to-left LSTM over the row above."""
-        hl, cl, hr, cr, image = state
-        if j == 0 and i > 0:
-            width = hr.shape[-1] - 2
-            row = xbuf[..., margin + i - 1, margin : margin + width]  # (B, C_in, W): the row above
-            if self.image_channels:
-                row = torch.cat([row, image[..., margin + i - 1, margin : margin + width]], dim=1)
-            self._right_to_left(row, hr, cr, i - 1, e)
-        h, c = self.left.step(
-            xbuf[..., margin + i, margin + j], hl[..., i, j + 1], hl[..., i + 1, j], cl[..., i + 1, j], e
-        )
-        hl[..., i + 1, j + 1], cl[..., i + 1, j + 1] = h, c
-        return h + hr[..., i, j + 1]  # the right-to-left state at (i - 1, j)
 
-    def _right_to_left(self, row: Tensor, hr: Tensor, cr: Tensor, r: int, e: Tensor | None) -> None:
-        r"""Runs the right-to-left LSTM over row r, whose inputs are row (B, C_in, W), into the buffers."""
-        for j in range(row.shape[-1] - 1, -1, -1):
-            h, c = self.right.step(
-                row[..., j], hr[..., r, j + 1], hr[..., r + 1, j + 2], cr[..., r + 1, j + 2], e
-            )
-            hr[..., r + 1, j + 1], cr[..., r + 1, j + 1] = h, c
+class _DiagonalCache:
+    r"""One Diagonal BiLSTM's cached sampling: the left-to-right LSTM steps at each pixel (from the states
+    above and to the left); the right-to-left one runs over a row once that row is complete, at the start
+    of the next, and its states are added to the next row's outputs."""
+
+    def __init__(self, layer: DiagonalBiLSTM, grid: RasterGrid, image: Tensor, e: Tensor | None):
+        self.grid, self.image, self.image_channels = grid, image, layer.image_channels
+        self.left_weight, self.left_bias = layer.left.step_weights(e)
+        weight, self.right_bias = layer.right.step_weights(e)
+        inputs = weight.shape[0] - 2 * layer.channels
+        self.right_input, self.right_state = weight[:inputs], weight[inputs:]
+        self.zeros = image.new_zeros(image.shape[0], layer.channels)
+        self.row, width = 0, grid.width
+        self.above = self.right = [self.zeros] * width  # row i - 1's states: left-to-right, right-to-left
+        self.h, self.c = [self.zeros] * width, [self.zeros] * width  # row i's left-to-right so far
+
+    def _next_row(self, buf: Tensor, i: int) -> None:
+        r"""Runs the right-to-left LSTM over row i - 1 from its inputs in buf (and the image's)."""
+        row = self.grid.image_row(buf, i - 1)  # (B, W, C_in)
+        if self.image_channels:
+            row = torch.cat([row, self.grid.image_row(self.image, i - 1)], dim=-1)
+        pre = (torch.matmul(row, self.right_input) + self.right_bias.unsqueeze(-2)).unbind(1)  # W x (B, 4C)
+        right, h, c = list(self.right), self.zeros, self.zeros
+        for j in range(self.grid.width - 1, -1, -1):  # from the right: above, then the state to the right
+            h, c = lstm_cell(torch.addmm(pre[j], torch.cat([self.right[j], h], dim=1), self.right_state), c)
+            right[j] = h
+        self.above, self.right, self.h, self.c, self.row = self.h, right, list(self.h), list(self.c), i
+
+    def at(self, buf: Tensor, i: int, j: int, x: Tensor) -> Tensor:
+        if i != self.row:
+            self._next_row(buf, i)
+        left, c_left = (self.h[j - 1], self.c[j - 1]) if j else (self.zeros, self.zeros)
+        gates = torch.addmm(self.left_bias, torch.cat([x, self.above[j], left], dim=1), self.left_weight)
+        self.h[j], self.c[j] = lstm_cell(gates, c_left)
+        return self.h[j] + self.right[j]  # plus the right-to-left state at (i - 1, j)
 
 
 class DiagonalBiLSTMStack(LSTMStack):

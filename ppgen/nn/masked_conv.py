@@ -14,6 +14,13 @@ Every layer here has three faces: ``forward`` (the whole image in one parallel p
 activation is computed once, when its inputs are known) and ``reach`` (which input pixels each
 output can see, propagated through the kernels' footprints: the receptive field, exactly).
 
+Cached sampling runs a few dozen tiny operations per pixel, so its cost is torch's per-call overhead,
+not arithmetic. Its buffers are therefore laid out channels last with the pixels flattened
+(:class:`RasterGrid`): a kernel's window at one pixel is one ``index_select`` of the buffer's rows and
+one matrix product with the masked kernel flattened once per sampling call (:meth:`MaskedConv2d.at`),
+and the biases, conditioning terms and 1x1 maps are folded into plain matrices and vectors
+(:func:`pointwise_matrix`, :func:`folded_bias`).
+
 References:
     Pixel Recurrent Neural Networks (van den Oord et al., 2016), arXiv:1601.06759.
     Conditional Image Generation with PixelCNN Decoders (van den Oord et al., 2016), arXiv:1606.05328.
@@ -39,8 +46,12 @@ __all__ = [
     "gate",
     "point_sources",
     "condition_bias",
+    "pointwise_matrix",
+    "folded_bias",
+    "active_dropout",
     "MaskedResidualBlock",
     "GatedBlock",
+    "RasterGrid",
     "RasterCache",
     "RasterStack",
     "PixelCNNStack",
@@ -168,12 +179,21 @@ class MaskedConv2d(nn.Module):
 
     @property
     def margin(self) -> int:
-        r"""The zero margin a cache buffer needs around the image for :meth:`window`."""
+        r"""The zero margin a cache buffer needs around the image for :meth:`window` and :meth:`at`."""
         return max(self.pad)
+
+    def masked_weight(self) -> Tensor:
+        r"""The kernel with its mask applied, (C_out, C_in, kh, kw)."""
+        return self.weight * self.mask
+
+    def flat_weight(self) -> Tensor:
+        r"""The masked kernel as one (kh kw C_in, C_out) matrix whose rows follow a channels-last patch,
+        tap by tap in raster order: the weight of :meth:`at`, computed once per sampling call."""
+        return self.masked_weight().permute(2, 3, 1, 0).reshape(-1, self.weight.shape[0])
 
     def forward(self, x: Tensor) -> Tensor:
         r"""x: (B, C_in, H, W) -> (B, C_out, H, W)."""
-        return F.conv2d(F.pad(x, self.pad), self.weight * self.mask, self.bias)
+        return F.conv2d(F.pad(x, self.pad), self.masked_weight(), self.bias)
 
     def window(
         self, buf: Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int], pre=None
@@ -191,7 +211,23 @@ class MaskedConv2d(nn.Module):
         left, right, top, bottom = self.pad
         (i0, i1), (j0, j1) = rows, cols
         sub = buf[..., margin + i0 - top : margin + i1 + bottom, margin + j0 - left : margin + j1 + right]
-        return F.conv2d(sub if pre is None else pre(sub), self.weight * self.mask, self.bias)
+        return F.conv2d(sub if pre is None else pre(sub), self.masked_weight(), self.bias)
+
+    def at(self, buf: Tensor, taps: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        r"""The output at one pixel, (B, C_out), equal to ``forward(input)[..., i, j]`` plus ``bias``.
+
+        Arguments:
+            buf: the input as a :class:`RasterGrid` buffer, (B, N, C_in).
+            taps: the buffer rows of the kernel's box at the pixel, (kh kw,) (:meth:`RasterGrid.taps`).
+            weight: :meth:`flat_weight`.
+            bias: (C_out,) or (B, C_out), e.g. :func:`folded_bias`, which replaces the layer's own.
+        """
+        return torch.addmm(bias, buf.index_select(1, taps).view(buf.shape[0], -1), weight)
+
+    def row_at(self, buf: Tensor, taps: Tensor, weight: Tensor) -> Tensor:
+        r"""The output on one image row without the bias, (B, W, C_out): as :meth:`at` for every pixel of
+        the row at once, taps (W kh kw,) from :meth:`RasterGrid.row_taps`."""
+        return torch.matmul(buf.index_select(1, taps).view(buf.shape[0], -1, weight.shape[0]), weight)
 
     def reach(self, r: Tensor) -> Tensor:
         r"""Which sources each output group sees: r (N, G, H, W) indicator per source and channel group
@@ -205,6 +241,40 @@ def pointwise(in_channels: int, out_channels: int, groups: int = 1, chunks: int 
     if groups == 1:
         return nn.Conv2d(in_channels, out_channels, 1)
     return MaskedConv2d(in_channels, out_channels, 1, "B", groups=groups, chunks=chunks)
+
+
+def pointwise_matrix(module: nn.Module) -> Tensor:
+    r"""The (C_in, C_out) matrix of a :func:`pointwise` map (mask applied), for ``torch.addmm`` on (B, C_in)
+    features."""
+    weight = module.masked_weight() if isinstance(module, MaskedConv2d) else module.weight
+    return weight[..., 0, 0].T.contiguous()
+
+
+def folded_bias(
+    layer: nn.Module, proj: nn.Module | None = None, e: Tensor | None = None, *more: Tensor | None
+) -> Tensor:
+    r"""A layer's bias plus the conditioning term V e and any further biases, (C_out,) or (B, C_out): the
+    constant part of its output at every pixel, computed once per sampling call.
+
+    Arguments:
+        layer: a module with ``weight`` (C_out first) and ``bias`` (or None).
+        proj: the conditioning map V (an ``nn.Linear``) or None.
+        e: (B, E) conditioning vectors or None.
+        more: further (C_out,) biases (None ones skipped).
+    """
+    total = layer.weight.new_zeros(layer.weight.shape[0]) if layer.bias is None else layer.bias
+    if proj is not None and e is not None:
+        total = total + proj(e)
+    for b in more:
+        if b is not None:
+            total = total + b
+    return total
+
+
+def active_dropout(drop: nn.Dropout) -> nn.Dropout | None:
+    r"""The dropout module if it changes anything (training mode, p > 0), else None: cached sampling skips
+    the call."""
+    return drop if drop.training and drop.p > 0 else None
 
 
 def pointwise_reach(r: Tensor) -> Tensor:
@@ -276,12 +346,6 @@ class MaskedResidualBlock(nn.Module):
         r"""h: (B, C, H, W), e: (B, E) or None -> (B, C, H, W)."""
         return self._tail(self.conv(F.elu(h)), h, e)
 
-    def at(self, buf: Tensor, act: Tensor, margin: int, i: int, j: int, e: Tensor | None = None) -> Tensor:
-        r"""The output at pixel (i, j), (B, C, 1, 1), from the padded input buffer and its elu
-        (elu(0) = 0 keeps the margin zero)."""
-        a = self.conv.window(act, margin, (i, i + 1), (j, j + 1))
-        return self._tail(a, buf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
-
     def reach(self, r: Tensor) -> Tensor:
         return torch.maximum(r, pointwise_reach(self.conv.reach(r)))
 
@@ -342,35 +406,77 @@ class GatedBlock(nn.Module):
         hp = self.h_conv(h) + self.v_to_h(shift_down(vp))
         return gate(vp), self._horizontal(hp, h, e)
 
-    def vertical_row(self, vbuf: Tensor, margin: int, i: int, e: Tensor | None = None) -> Tensor:
-        r"""The vertical pre-activation on row i, (B, 2C, 1, W), from the padded vertical input."""
-        width = vbuf.shape[-1] - 2 * margin
-        return self.v_conv.window(vbuf, margin, (i, i + 1), (0, width)) + condition_bias(self.v_cond, e)
-
-    def horizontal_at(
-        self, hbuf: Tensor, margin: int, i: int, j: int, vp_above: Tensor, e: Tensor | None = None
-    ) -> Tensor:
-        r"""The horizontal output at (i, j), (B, C, 1, 1), given the vertical pre-activation at
-        (i - 1, j) (zeros on row 0)."""
-        hp = self.h_conv.window(hbuf, margin, (i, i + 1), (j, j + 1)) + self.v_to_h(vp_above)
-        return self._horizontal(hp, hbuf[..., margin + i : margin + i + 1, margin + j : margin + j + 1], e)
-
     def reach(self, rv: Tensor, rh: Tensor) -> tuple[Tensor, Tensor]:
         rvp = self.v_conv.reach(rv)
         rhp = pointwise_reach(torch.maximum(self.h_conv.reach(rh), shift_down(rvp)))
         return rvp, rhp if self.first else torch.maximum(rh, rhp)
 
 
-def _padded(x: Tensor, margin: int) -> Tensor:
-    return F.pad(x, (margin,) * 4)
+class RasterGrid:
+    r"""The layout of cached sampling's buffers: an H x W image with a zero margin m on every side, channels
+    last and the pixels flattened, (B, N, C) with N = (H + 2m)(W + 2m); pixel (i, j) is row
+    (i + m)(W + 2m) + j + m. A pixel's features are one row of the buffer and a kernel's window at a pixel
+    is the rows of :meth:`taps`, gathered by one ``index_select``.
+
+    Arguments:
+        height: H.
+        width: W.
+        margin: m, at least every kernel's reach.
+        device: where the tap indices live (the buffers' device).
+    """
+
+    def __init__(self, height: int, width: int, margin: int, device: torch.device | None = None):
+        self.height, self.width, self.margin, self.row = height, width, margin, width + 2 * margin
+        self.size = (height + 2 * margin) * self.row
+        rows = torch.arange(height, device=device)[:, None] + margin
+        self._positions = (rows * self.row + torch.arange(width, device=device) + margin).flatten()
+        self.positions = self._positions.tolist()  # pixel i W + j -> its buffer row
+
+    def zeros(self, like: Tensor, channels: int) -> Tensor:
+        r"""A zero buffer (B, N, C) with like's batch size, dtype and device."""
+        return like.new_zeros(like.shape[0], self.size, channels)
+
+    def pad(self, x: Tensor) -> Tensor:
+        r"""An image x (B, C, H, W) -> a new buffer (B, N, C) holding it."""
+        padded = F.pad(x, (self.margin,) * 4)  # (B, C, H + 2m, W + 2m)
+        return padded.permute(0, 2, 3, 1).reshape(x.shape[0], self.size, x.shape[1])
+
+    def image(self, buf: Tensor) -> Tensor:
+        r"""A buffer (B, N, C) as a padded channels-first image, (B, C, H + 2m, W + 2m), a view (for
+        :meth:`MaskedConv2d.window`)."""
+        return buf.view(buf.shape[0], -1, self.row, buf.shape[-1]).permute(0, 3, 1, 2)
+
+    def image_row(self, buf: Tensor, i: int) -> Tensor:
+        r"""Row i of the image in a buffer (B, N, C), (B, W, C), a view."""
+        start = (i + self.margin) * self.row + self.margin
+        return buf[:, start : start + self.width]
+
+    def _taps(self, conv: MaskedConv2d) -> Tensor:
+        left, right, top, bottom = conv.pad
+        device = self._positions.device
+        box = torch.arange(-top, bottom + 1, device=device)[:, None] * self.row
+        offsets = (box + torch.arange(-left, right + 1, device=device)).flatten()
+        return self._positions[:, None] + offsets  # (H W, kh kw)
+
+    def taps(self, conv: MaskedConv2d) -> list[Tensor]:
+        r"""Per pixel i W + j, the (kh kw,) buffer rows of conv's kernel box there, in the order of
+        :meth:`MaskedConv2d.flat_weight` (for :meth:`MaskedConv2d.at`)."""
+        return list(self._taps(conv).unbind(0))
+
+    def row_taps(self, conv: MaskedConv2d) -> list[Tensor]:
+        r"""Per image row, the (W kh kw,) buffer rows of conv's kernel boxes at its pixels, pixel by pixel
+        (for :meth:`MaskedConv2d.row_at`)."""
+        return list(self._taps(conv).view(self.height, -1).unbind(0))
 
 
 class RasterCache:
     r"""Activation buffers for cached raster-order sampling.
 
     Subclasses write ``at(i, j) -> (B, C)``: the body's top features at pixel (i, j), computing each
-    layer there once, which needs the features of every earlier pixel ``set``. All buffers carry a zero
-    margin ``m`` (the widest kernel's reach) so that windows never leave them.
+    layer there once, which needs the features of every earlier pixel ``set``. Set features of later
+    pixels are harmless (the masks never read them), so known values may be in ``x`` from the start.
+    The buffers are :class:`RasterGrid` buffers with the margin of the widest kernel; the weights are
+    flattened and the biases folded once, here, for the sampling call.
 
     Arguments:
         stack: the body, with a ``margin`` property.
@@ -379,16 +485,14 @@ class RasterCache:
     """
 
     def __init__(self, stack: nn.Module, x: Tensor, e: Tensor | None):
-        self.stack, self.e, self.m = stack, e, stack.margin
+        self.stack, self.e = stack, e
         self.height, self.width = x.shape[-2:]
-        self.x = _padded(x, self.m)  # (B, C_in, H + 2m, W + 2m)
+        self.grid = RasterGrid(self.height, self.width, stack.margin, x.device)
+        self.x = self.grid.pad(x)  # (B, N, C_in)
 
-    def set(self, i: int, j: int, features: Tensor) -> None:
-        r"""features: (B, C_in), the input features of the pixel just sampled at (i, j)."""
-        self.x[..., self.m + i, self.m + j] = features
-
-    def _put(self, buf: Tensor, i: int, j: int, value: Tensor) -> None:
-        buf[..., self.m + i : self.m + i + 1, self.m + j : self.m + j + 1] = value
+    def set(self, i: int, j: int, features: Tensor, start: int = 0) -> None:
+        r"""features: (B, F), the input features start, ..., start + F - 1 of the pixel at (i, j)."""
+        self.x[:, self.grid.positions[i * self.width + j], start : start + features.shape[1]] = features
 
 
 class RasterStack(nn.Module):
@@ -474,24 +578,34 @@ class PixelCNNStack(RasterStack):
 class _PlainCache(RasterCache):
     def __init__(self, stack: PixelCNNStack, x: Tensor, e: Tensor | None):
         super().__init__(stack, x, e)
-        b, c = x.shape[0], stack.out_channels
-        size = (b, c, self.height + 2 * self.m, self.width + 2 * self.m)
-        self.hs = [x.new_zeros(size) for _ in range(len(stack.blocks) + 1)]  # padded layer inputs (+ output)
-        self.acts = [x.new_zeros(size) for _ in range(len(stack.blocks))]  # and their elu
+        grid, first = self.grid, stack.first
+        self.first = (grid.taps(first), first.flat_weight(), folded_bias(first, stack.first_cond, e))
+        self.blocks = [
+            (
+                grid.zeros(self.x, stack.out_channels),  # the elu of the block's input
+                block.conv,
+                grid.taps(block.conv),
+                block.conv.flat_weight(),
+                folded_bias(block.conv, block.cond, e),
+                pointwise_matrix(block.out),
+                folded_bias(block.out),
+                active_dropout(block.drop),
+            )
+            for block in stack.blocks
+        ]
 
     def at(self, i: int, j: int) -> Tensor:
         r"""(B, C): the top features at (i, j), computing each layer at (i, j) only; every pixel before
         (i, j) must be set."""
-        s, m = self.stack, self.m
-        h = s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(
-            s.first_cond, self.e
-        )  # (B, C, 1, 1)
-        for k, block in enumerate(s.blocks):
-            self._put(self.hs[k], i, j, h)
-            self._put(self.acts[k], i, j, F.elu(h))
-            h = block.at(self.hs[k], self.acts[k], m, i, j, self.e)
-        self._put(self.hs[-1], i, j, h)
-        return h[..., 0, 0]
+        p = i * self.width + j
+        q = self.grid.positions[p]
+        taps, weight, bias = self.first
+        h = self.stack.first.at(self.x, taps[p], weight, bias)  # (B, C)
+        for act, conv, taps, weight, bias, out, out_bias, drop in self.blocks:
+            act[:, q] = F.elu(h)  # elu(0) = 0 keeps the margin zero
+            a = F.elu(conv.at(act, taps[p], weight, bias))
+            h = torch.addmm(out_bias, a if drop is None else drop(a), out).add_(h)
+        return h
 
 
 class GatedPixelCNNStack(nn.Module):
@@ -558,32 +672,57 @@ class GatedPixelCNNStack(nn.Module):
 class _GatedCache(RasterCache):
     def __init__(self, stack: GatedPixelCNNStack, x: Tensor, e: Tensor | None):
         super().__init__(stack, x, e)
-        b, c, m = x.shape[0], stack.out_channels, self.m
-        size = (b, c, self.height + 2 * m, self.width + 2 * m)
-        n = len(stack.blocks)
-        self.vs = [self.x] + [x.new_zeros(size) for _ in range(n - 1)]  # padded vertical inputs
-        self.hs = [self.x] + [x.new_zeros(size) for _ in range(n)]  # padded horizontal inputs (+ output)
-        self.vp = [
-            x.new_zeros(b, 2 * c, self.height, self.width) for _ in range(n)
-        ]  # vertical pre-activations
+        grid, c, n = self.grid, stack.out_channels, len(stack.blocks)
+        self.vs = [self.x] + [grid.zeros(self.x, c) for _ in range(n - 1)]  # the vertical stack's inputs
+        self.hs = [self.x] + [grid.zeros(self.x, c) for _ in range(n - 1)]  # the horizontal stack's inputs
+        self.vertical = [
+            (
+                grid.row_taps(block.v_conv),
+                block.v_conv.flat_weight(),
+                folded_bias(block.v_conv, block.v_cond, e),
+            )
+            for block in stack.blocks
+        ]
+        # the constant part of each horizontal pre-activation: its bias, v_to_h's and V_h e
+        self.bases = [folded_bias(block.h_conv, block.h_cond, e, block.v_to_h.bias) for block in stack.blocks]
+        self.horizontal = [
+            (
+                block.h_conv,
+                grid.taps(block.h_conv),
+                block.h_conv.flat_weight(),
+                pointwise_matrix(block.h_out),
+                folded_bias(block.h_out),
+                active_dropout(block.drop),
+                block.first,
+            )
+            for block in stack.blocks
+        ]
+        self.to_h = [pointwise_matrix(block.v_to_h) for block in stack.blocks]
+        self.row = 0
+        self.terms = [[base] * self.width for base in self.bases]  # row 0: nothing above
 
-    def _vertical(self, i: int) -> None:
-        r"""Computes every layer's vertical stack on row i (row i of the image must be complete)."""
-        m, w = self.m, self.width
-        for k, block in enumerate(self.stack.blocks):
-            vp = block.vertical_row(self.vs[k], m, i, self.e)  # (B, 2C, 1, W)
-            self.vp[k][..., i : i + 1, :] = vp
+    def _next_row(self, i: int) -> None:
+        r"""Runs every layer's vertical stack over row i - 1 (complete) and sets the horizontal stack's
+        per-column terms of row i: bases plus W_vh times the vertical pre-activation above."""
+        for k, (block, (taps, weight, bias)) in enumerate(zip(self.stack.blocks, self.vertical)):
+            vp = block.v_conv.row_at(self.vs[k], taps[i - 1], weight) + bias.unsqueeze(-2)  # (B, W, 2C)
             if k + 1 < len(self.vs):
-                self.vs[k + 1][..., m + i : m + i + 1, m : m + w] = gate(vp)
+                a, b = vp.chunk(2, dim=-1)
+                self.grid.image_row(self.vs[k + 1], i - 1).copy_(torch.tanh(a) * torch.sigmoid(b))
+            self.terms[k] = (torch.matmul(vp, self.to_h[k]) + self.bases[k].unsqueeze(-2)).unbind(1)
+        self.row = i
 
     def at(self, i: int, j: int) -> Tensor:
-        if j == 0 and i > 0:
-            self._vertical(i - 1)
-        for k, block in enumerate(self.stack.blocks):
-            above = (
-                self.vp[k][..., i - 1 : i, j : j + 1]
-                if i > 0
-                else self.vp[k].new_zeros(self.vp[k].shape[:2] + (1, 1))
-            )
-            self._put(self.hs[k + 1], i, j, block.horizontal_at(self.hs[k], self.m, i, j, above, self.e))
-        return self.hs[-1][..., self.m + i, self.m + j]
+        if i != self.row:
+            self._next_row(i)
+        p = i * self.width + j
+        q, last = self.grid.positions[p], len(self.hs) - 1
+        h = None
+        for k, (conv, taps, weight, out, out_bias, drop, first) in enumerate(self.horizontal):
+            a, b = conv.at(self.hs[k], taps[p], weight, self.terms[k][j]).chunk(2, dim=1)
+            g = torch.tanh(a) * torch.sigmoid(b)  # (B, C)
+            out = torch.addmm(out_bias, g if drop is None else drop(g), out)
+            h = out if first else out.add_(h)
+            if k < last:
+                self.hs[k + 1][:, q] = h
+        return h

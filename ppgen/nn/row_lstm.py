@@ -17,9 +17,13 @@ from torch import Tensor, nn
 from ppgen.nn.masked_conv import (
     MaskedConv2d,
     RasterCache,
+    RasterGrid,
     RasterStack,
+    active_dropout,
     condition_bias,
+    folded_bias,
     pointwise,
+    pointwise_matrix,
     pointwise_reach,
 )
 
@@ -81,36 +85,9 @@ class RowLSTM(nn.Module):
             rows.append(h)
         return torch.stack(rows, dim=-2)
 
-    def buffers(self, like: Tensor, margin: int, height: int, width: int) -> tuple[Tensor, Tensor]:
-        r"""The state buffers of cached sampling: padded hidden states (B, C, H + 2m, W + 2m) and cell
-        states (B, C, H + 1, W) (row r + 1 holds row r, row 0 zeros)."""
-        b, c = like.shape[0], self.channels
-        return like.new_zeros(b, c, height + 2 * margin, width + 2 * margin), like.new_zeros(
-            b, c, height + 1, width
-        )
-
-    def at(
-        self, xbuf: Tensor, state: tuple[Tensor, Tensor], margin: int, i: int, j: int, e: Tensor | None = None
-    ) -> Tensor:
-        r"""The hidden state at (i, j), (B, C); writes h and c there into the :meth:`buffers` ``state``.
-
-        Arguments:
-            xbuf: padded input (B, C_in, H + 2m, W + 2m), set up to (i, j).
-            state: the buffers, set on rows < i and up to (i, j - 1).
-        """
-        hbuf, cbuf = state
-        k = self.state_to_state.kernel_size[0] // 2
-        above = hbuf[..., margin + i - 1, margin + j - k : margin + j + k + 1]  # (B, C, 2k + 1)
-        gates = (
-            self.input_to_state.window(xbuf, margin, (i, i + 1), (j, j + 1))[..., 0, 0]
-            + F.conv1d(above, self.state_to_state.weight, self.state_to_state.bias)[..., 0]
-        )
-        if self.cond is not None and e is not None:
-            gates = gates + self.cond(e)
-        h, c = lstm_cell(gates, cbuf[..., i, j])
-        hbuf[..., margin + i, margin + j] = h
-        cbuf[..., i + 1, j] = c
-        return h
+    def cache(self, grid: RasterGrid, image: Tensor, e: Tensor | None = None) -> "_RowLSTMCache":
+        r"""The state of cached sampling (see :class:`LSTMStack`); image, the image features, is unused."""
+        return _RowLSTMCache(self, grid, image, e)
 
     def reach(self, r: Tensor) -> Tensor:
         r"""r: (N, G, H, W) sources per channel group -> (N, G, H, W): what each hidden state sees."""
@@ -131,8 +108,9 @@ class LSTMStack(RasterStack):
 
     h_0 = W_A * x + V e,  h_{l+1} = h_l + W_l drop(LSTM_l(h_l)). A layer is a module with
     ``forward(h, e)`` (B, C, H, W) -> (B, C, H, W), ``margin``, ``reach(r)`` and, for cached sampling,
-    ``buffers(image, margin, H, W)`` (``image`` the padded image features, which it may keep) and
-    ``at(xbuf, buffers, margin, i, j, e) -> (B, C)``:
+    ``cache(grid, image, e)`` (a :class:`~ppgen.nn.masked_conv.RasterGrid` and the image features'
+    buffer, which it may keep) returning an object with ``at(buf, i, j, x) -> (B, C)``: the output at
+    (i, j) given the layer's input buffer ``buf`` set up to (i, j) and x, its row there (B, C):
     :class:`RowLSTM` or :class:`~ppgen.nn.diagonal_lstm.DiagonalBiLSTM`.
 
     Arguments:
@@ -228,30 +206,57 @@ class RowLSTMStack(LSTMStack):
         )
 
 
+class _RowLSTMCache:
+    r"""One Row LSTM's cached sampling: the state-to-state term of the current row, computed from the row
+    above once per row, the cells of the row above, and the hidden states and cells of the row so far."""
+
+    def __init__(self, lstm: RowLSTM, grid: RasterGrid, image: Tensor, e: Tensor | None):
+        conv = lstm.input_to_state
+        self.conv, self.taps, self.weight, self.width = conv, grid.taps(conv), conv.flat_weight(), grid.width
+        taps = lstm.state_to_state.weight  # (4C, C, k)
+        self.state_weight, self.padding = taps.flatten(1).T.contiguous(), taps.shape[-1] // 2  # (C k, 4C)
+        self.base = folded_bias(lstm.state_to_state, lstm.cond, e, conv.bias)  # (4C,) or (B, 4C)
+        zeros = image.new_zeros(image.shape[0], lstm.channels)
+        self.row, self.terms, self.c_above = 0, [self.base] * grid.width, [zeros] * grid.width
+        self.h, self.c = [zeros] * grid.width, [zeros] * grid.width  # the current row's states so far
+
+    def _next_row(self, i: int) -> None:
+        above = F.pad(torch.stack(self.h, dim=2), (self.padding, self.padding))  # (B, C, W + k - 1)
+        windows = above.unfold(2, 2 * self.padding + 1, 1).transpose(1, 2).flatten(2)  # (B, W, C k)
+        self.terms = (torch.matmul(windows, self.state_weight) + self.base.unsqueeze(-2)).unbind(1)
+        self.c_above, self.h, self.c, self.row = self.c, list(self.h), list(self.c), i
+
+    def at(self, buf: Tensor, i: int, j: int, x: Tensor) -> Tensor:
+        if i != self.row:
+            self._next_row(i)
+        gates = self.conv.at(buf, self.taps[i * self.width + j], self.weight, self.terms[j])  # (B, 4C)
+        self.h[j], self.c[j] = lstm_cell(gates, self.c_above[j])
+        return self.h[j]
+
+
 class _LSTMCache(RasterCache):
     def __init__(self, stack: LSTMStack, x: Tensor, e: Tensor | None):
         super().__init__(stack, x, e)
-        b, c, m, height, width = x.shape[0], stack.out_channels, self.m, self.height, self.width
-        n = len(stack.lstms)
-        self.hs = [
-            x.new_zeros(b, c, height + 2 * m, width + 2 * m) for _ in range(n + 1)
-        ]  # layer inputs (+ output)
-        self.states = [lstm.buffers(self.x, m, height, width) for lstm in stack.lstms]
+        grid, first = self.grid, stack.first
+        self.first = (grid.taps(first), first.flat_weight(), folded_bias(first, stack.first_cond, e))
+        self.layers = [
+            (
+                grid.zeros(self.x, stack.out_channels),  # the layer's input
+                lstm.cache(grid, self.x, e),
+                pointwise_matrix(proj),
+                folded_bias(proj),
+            )
+            for lstm, proj in zip(stack.lstms, stack.projections)
+        ]
+        self.drop = active_dropout(stack.drop)
 
     def at(self, i: int, j: int) -> Tensor:
-        s, m = self.stack, self.m
-        self._put(
-            self.hs[0],
-            i,
-            j,
-            s.first.window(self.x, m, (i, i + 1), (j, j + 1)) + condition_bias(s.first_cond, self.e),
-        )
-        for k, (lstm, proj) in enumerate(zip(s.lstms, s.projections)):
-            h = lstm.at(self.hs[k], self.states[k], m, i, j, self.e)  # (B, C)
-            self._put(
-                self.hs[k + 1],
-                i,
-                j,
-                self.hs[k][..., m + i : m + i + 1, m + j : m + j + 1] + proj(h[..., None, None]),
-            )
-        return self.hs[-1][..., m + i, m + j]
+        p = i * self.width + j
+        q = self.grid.positions[p]
+        taps, weight, bias = self.first
+        h = self.stack.first.at(self.x, taps[p], weight, bias)  # (B, C)
+        for buf, layer, proj, proj_bias in self.layers:
+            buf[:, q] = h
+            out = layer.at(buf, i, j, h)
+            h = torch.addmm(proj_bias, out if self.drop is None else self.drop(out), proj).add_(h)
+        return h
