@@ -318,9 +318,10 @@ class BayesNet(nn.Module):
     def log_prob(self, x: Tensor) -> Tensor:
         r"""Exact log p(x), x: (B, n) in ``ordering()`` -> (B,) nats."""
         x = self.check_values(x)
+        columns = x.T.contiguous()  # (n, B): the tables gather whole rows
         total = torch.zeros(x.shape[0], dtype=self._anchor.dtype, device=x.device)
         for t in self.tables:
-            total = total + t.log_probs(x).sum(-1).to(total.dtype)
+            total = total + t.log_probs(columns).sum(-1).to(total.dtype)
         return total
 
     def model(self, x: Tensor | None = None, n: int | None = None, evidence: dict | None = None) -> dict:
@@ -360,7 +361,8 @@ class BayesNet(nn.Module):
             raise PPGenError("fitting needs at least one example")
         stats = None
         for chunk in x.split(8192):
-            batch = {f"t{i}": t.counts(chunk) for i, t in enumerate(self.tables)}
+            columns = chunk.T.contiguous()  # (n, B): the tables gather whole rows
+            batch = {f"t{i}": t.counts(columns) for i, t in enumerate(self.tables)}
             stats = batch if stats is None else {k: stats[k] + v for k, v in batch.items()}
         return stats
 
