@@ -402,3 +402,27 @@ def test_spline_inverse_follows_the_networks_order(float64, packed):
 
     blind = AutoregressiveSpline(4, Unordered(arn), count_bins=k, bound=2.0)
     assert torch.allclose(blind(x), y) and torch.allclose(blind.inv(y), x, atol=1e-9)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("dims", [[14], [5, 5, 4]])
+@pytest.mark.parametrize("skip", [False, True])
+def test_made_by_coordinate_is_pyros_output_transposed(float64, conditional, dims, skip):
+    r"""The spline reads Pyro's MADE through its own evaluation of the output layer (rows reordered by
+    coordinate, padded); it must be the network's own output, transposed, for every layout Pyro allows."""
+    from pyro.nn import AutoRegressiveNN, ConditionalAutoRegressiveNN
+
+    from ppgen.flows.spline import _packed, made_by_coordinate
+
+    torch.manual_seed(0)
+    x = torch.randn(7, 3)
+    if conditional:
+        net = ConditionalAutoRegressiveNN(3, 2, [16], param_dims=dims, skip_connections=skip)
+        context = torch.randn(2)
+        expected = _packed(randomize(net)(x, context=context)).transpose(-1, -2)
+    else:
+        net, context = AutoRegressiveNN(3, [16], param_dims=dims, skip_connections=skip), None
+        expected = _packed(randomize(net)(x)).transpose(-1, -2)
+    got = made_by_coordinate(net, x, context)
+    assert got.shape == (7, 3, 14) and (skip or got.stride(-1) == 1)  # skip connections: the general path
+    assert torch.allclose(got, expected, atol=1e-12)

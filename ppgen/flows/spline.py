@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pyro.distributions import constraints
 from pyro.distributions.conditional import ConditionalTransformModule
 from pyro.distributions.torch_transform import TransformModule
+from pyro.nn import ConditionalAutoRegressiveNN
 from torch import Tensor, nn
 from torch.distributions import Transform
 
@@ -116,15 +117,15 @@ def rational_quadratic_spline(
 
 class _Spline:
     r"""The map, its inverse and log-determinant of an autoregressive spline; ``params(x)`` gives the packed
-    spline parameters of every coordinate (*, 3K - 1, D) (see :func:`packed_spline_knots`), coordinate i's
-    from x_<i only, and ``order`` the order in which the coordinates depend on each other."""
+    spline parameters of every coordinate (*, D, 3K - 1) (see :func:`packed_spline_knots`), coordinate i's
+    from x_<i only."""
 
     def params(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
     def knots(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""The knots (*, D, 2, K + 1) and slopes (*, D, K + 1) of every coordinate's spline at x (*, D)."""
-        return packed_spline_knots(self.params(x).transpose(-1, -2), self.bound)  # (*, D, 3K - 1), a view
+        return packed_spline_knots(self.params(x), self.bound)
 
     def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r"""x (*, D) -> (y (*, D), log|det dy/dx| (*,)) in one pass."""
@@ -141,17 +142,58 @@ class _Spline:
         order = getattr(self.net, "permutation", None)
         x = torch.zeros_like(y)
         for i in range(y.shape[-1]) if order is None else order.tolist():
-            params = self.params(x)
             if order is None:
                 x = rational_quadratic_spline(y, *self.knots(x), inverse=True, with_ladj=False)[0]
                 continue
-            knots, slopes = packed_spline_knots(params[..., i], self.bound)  # (*, 2, K + 1), (*, K + 1)
+            knots, slopes = packed_spline_knots(self.params(x)[..., i, :], self.bound)  # (*, 2, K + 1), ...
             xi = rational_quadratic_spline(y[..., i], knots, slopes, inverse=True, with_ladj=False)[0]
             x = torch.cat([x[..., :i], xi.unsqueeze(-1), x[..., i + 1 :]], -1)
         return x
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         return self.call_and_ladj(x)[1]
+
+
+def made_by_coordinate(net: nn.Module, x: Tensor, context: Tensor | None = None) -> Tensor:
+    r"""A MADE's output as (*, D, M): the M parameters of each coordinate together.
+
+    Pyro's ``(Conditional)AutoRegressiveNN`` lays its outputs out parameter by parameter, (*, M, D), so the
+    spline would read every coordinate's parameters with a stride of D. For one of those (without skip
+    connections) the output layer is evaluated with its rows reordered coordinate by coordinate and each
+    coordinate's block padded to a multiple of 8 rows: the same weights and numbers, no transposed copy,
+    and a matrix product of a width the CPU kernels like (on rings8's NSF, 94 outputs cost 1.0 ms, 96 take
+    0.74 ms). Any other network is called as it is and its output transposed.
+
+    Arguments:
+        net: the MADE, called as ``net(x)`` or ``net(x, context=context)``; output (*, M, D) or a tuple of
+            slices along M (Pyro's ``param_dims=[K, K, K - 1]``).
+        x: (*, D).
+        context: (*, C) or (C,), for a conditional MADE.
+
+    Returns:
+        (*, D, M), a view (contiguous in its last dimension for Pyro's MADEs without skip connections).
+    """
+    if not isinstance(net, ConditionalAutoRegressiveNN) or net.skip_layer is not None:
+        out = net(x) if context is None else net(x, context=context)
+        return _packed(out).transpose(-1, -2)
+    h = x if context is None else torch.cat([context.expand(*x.shape[:-1], context.shape[-1]), x], -1)
+    for layer in net.layers[:-1]:
+        h = net.f(layer(h))
+    last, d, m = net.layers[-1], net.input_dim, net.output_multiplier
+    rows, width = _coordinate_rows(d, m, last.weight.device)
+    weight = torch.cat([last.weight * last.mask, last.weight.new_zeros(1, last.weight.shape[1])])
+    bias = torch.cat([last.bias, last.bias.new_zeros(1)])
+    out = F.linear(h, weight.index_select(0, rows), bias.index_select(0, rows))  # (*, D * width)
+    return out.unflatten(-1, (d, width))[..., :m]
+
+
+def _coordinate_rows(d: int, m: int, device) -> tuple[Tensor, int]:
+    r"""For Pyro's output rows (row p D + i: parameter p of coordinate i), the row each coordinate-major
+    position i W + p reads, W = m rounded up to a multiple of 8; padding positions read row D M (zeros)."""
+    width = -(-m // 8) * 8
+    p, i = torch.arange(width, device=device), torch.arange(d, device=device)
+    rows = torch.where(p[None, :] < m, p[None, :] * d + i[:, None], d * m)  # (D, W)
+    return rows.reshape(-1), width
 
 
 def _packed(params) -> Tensor:
@@ -202,7 +244,7 @@ class AutoregressiveSpline(_Spline, TransformModule):
         return self.arn
 
     def params(self, x: Tensor) -> Tensor:
-        return _packed(self.arn(x))
+        return made_by_coordinate(self.arn, x)
 
 
 class ConditionedAutoregressiveSpline(_Spline, Transform):
@@ -218,7 +260,7 @@ class ConditionedAutoregressiveSpline(_Spline, Transform):
         self.net, self.context, self.bound = net, context, bound
 
     def params(self, x: Tensor) -> Tensor:
-        return _packed(self.net(x, context=self.context))
+        return made_by_coordinate(self.net, x, self.context)
 
 
 class ConditionalAutoregressiveSpline(ConditionalTransformModule):
