@@ -20,7 +20,7 @@ loop (they alternate, so machine load hits both alike); torch runs on ``--thread
 loops report the same quantity: the mean training loss of the last epoch (the mean over its batches of
 the per-example loss), which must agree up to Monte Carlo noise (vae) or exactly (mixture, bayesnet).
 
-    python benchmarks/overhead.py [--epochs 10] [--repeats 3] [--quick]
+    python benchmarks/overhead.py [--epochs 10] [--repeats 5] [--quick] [--only vae mixture bayesnet]
 """
 
 import argparse
@@ -158,7 +158,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=10, help="epochs of vae and mixture (12 steps each)")
     p.add_argument("--bayesnet-epochs", type=int, default=300, help="epochs (= steps) of the Bayes net")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     add_threads_argument(p)
     p.add_argument("--quick", action="store_true", help="2 epochs, 50 Bayes-net epochs, 1 repeat")
     p.add_argument("--only", nargs="+", choices=("vae", "mixture", "bayesnet"), help="these workloads only")

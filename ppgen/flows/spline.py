@@ -11,6 +11,8 @@ References:
     | Invertible Generative Modeling using Linear Rational Splines (Dolatabadi et al., 2020), arXiv:2001.05168
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from pyro.distributions import constraints
@@ -187,7 +189,8 @@ def made_by_coordinate(net: nn.Module, x: Tensor, context: Tensor | None = None)
     return out.unflatten(-1, (d, width))[..., :m]
 
 
-def _coordinate_rows(d: int, m: int, device) -> tuple[Tensor, int]:
+@functools.lru_cache(maxsize=64)
+def _coordinate_rows(d: int, m: int, device: torch.device) -> tuple[Tensor, int]:
     r"""For Pyro's output rows (row p D + i: parameter p of coordinate i), the row each coordinate-major
     position i W + p reads, W = m rounded up to a multiple of 8; padding positions read row D M (zeros)."""
     width = -(-m // 8) * 8
