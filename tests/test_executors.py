@@ -5,28 +5,16 @@ import json
 import sys
 
 import pytest
+import test_compare
+from test_compare import TINY
 
-import ppgen
 from ppgen.app.compare import compare
 from ppgen.app.executors import RayExecutor, SlurmExecutor, SlurmOptions
 from ppgen.app.grid import Cell, run_grid
 
+rings, presets = test_compare.rings, test_compare.presets  # compare's data and quick presets, as fixtures
+
 KEYS = ("model", "seed", "test_nll_nats", "hq_fraction", "modes_covered", "epochs", "steps")
-TINY = {"num_samples": 10, "n_mode_samples": 500, "n_image_samples": 0, "n_sweep": 100}
-
-
-@pytest.fixture(scope="module")
-def rings():
-    return ppgen.data.load("rings8", "train", n=400), ppgen.data.load("rings8", "test", n=200)
-
-
-@pytest.fixture
-def presets(monkeypatch):
-    r"""Tiny quick presets (read in this process by ``plan``; the cells carry them to the workers)."""
-    monkeypatch.setattr(ppgen.get("independent"), "quick_presets", {"*": {"fit": {"epochs": 1}}})
-    monkeypatch.setattr(
-        ppgen.get("mixture"), "quick_presets", {"rings8": {"config": {"components": 4}, "fit": {"epochs": 2}}}
-    )
 
 
 def _numbers(out):

@@ -65,15 +65,6 @@ def test_masked_conv_stores_the_footprints_box_and_respects_it(mask, stored):
     )
 
 
-def test_masked_conv_window_equals_the_full_pass():
-    conv = MaskedConv2d(3, 4, 5, "B").double()
-    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
-    buf = torch.nn.functional.pad(x, (3,) * 4)
-    full = conv(x)
-    assert torch.allclose(conv.window(buf, 3, (2, 3), (0, 7)), full[..., 2:3, :], atol=1e-12)
-    assert torch.allclose(conv.window(buf, 3, (5, 6), (6, 7)), full[..., 5:6, 6:7], atol=1e-12)
-
-
 @pytest.mark.parametrize("mask", ["A", "B", "V", "HA", "HB"])
 @pytest.mark.parametrize("groups", [1, 3])
 def test_masked_conv_at_and_row_at_on_a_raster_grid_equal_the_full_pass(mask, groups):
@@ -83,9 +74,7 @@ def test_masked_conv_at_and_row_at_on_a_raster_grid_equal_the_full_pass(mask, gr
     full = conv(x)  # (B, C_out, H, W)
     grid = RasterGrid(4, 5, conv.margin + 1)
     buf, taps, rows = grid.pad(x), grid.taps(conv), grid.row_taps(conv)
-    assert torch.equal(grid.image(buf)[..., 3:7, 3:8], x) and torch.equal(
-        grid.image_row(buf, 2), x[..., 2, :].mT
-    )
+    assert all(torch.equal(grid.image_row(buf, i), x[..., i, :].mT) for i in range(4))
     weight = conv.flat_weight()
     for i in range(4):
         assert torch.allclose(conv.row_at(buf, rows[i], weight) + conv.bias, full[..., i, :].mT, atol=1e-12)

@@ -169,10 +169,19 @@ def test_fit_checks_values_on_the_first_step_only():
             seen.append(values_checked())
             return super().sufficient_statistics(x, y)
 
+    class Broken(Spy):
+        def sufficient_statistics(self, x, y=None):
+            if len(seen) == 8:
+                raise KeyError("a fault inside the third step")
+            return super().sufficient_statistics(x, y)
+
     m = Spy(SPECS["binary"])
     data = ppgen.data.from_tensor(_data(SPECS["binary"], n=12).float(), kind="binary")
     ppgen.fit(m, data, epochs=2, batch_size=4, progress=False)
     assert seen == [True] + [False] * 5
     assert values_checked()
+    with pytest.raises(KeyError, match="third step"):
+        ppgen.fit(Broken(SPECS["binary"]), data, epochs=1, batch_size=4, progress=False)
+    assert seen[6:] == [True, False] and values_checked()
     with pytest.raises(ppgen.PPGenError, match="NaN"):
         m.log_prob(torch.full((1, 1, 3, 3), float("nan")))

@@ -47,7 +47,8 @@ def pairwise_log_prob(spec: DataSpec, params: Tensor, x: Tensor) -> Tensor:
     Equal to ``factorized(spec, params).log_prob(x.unsqueeze(1))``, but for discrete data one matrix
     product instead of a (B, K, D) tensor of per-pixel terms: a Bernoulli factor's log-likelihood is
     x l - softplus(l) (binary cross-entropy with logits, written out), a categorical one's is the one-hot
-    x times log softmax(l). On digits with 24 components the mixture's step takes ~4x less.
+    x times log softmax(l). The mixture's training step on digits with 24 components took 0.78 ms with it,
+    1.72 ms for the same loop with ``binary_cross_entropy_with_logits`` (one run, one thread).
 
     Arguments:
         spec: the data spec.

@@ -179,7 +179,7 @@ class MaskedConv2d(nn.Module):
 
     @property
     def margin(self) -> int:
-        r"""The zero margin a cache buffer needs around the image for :meth:`window` and :meth:`at`."""
+        r"""The zero margin a cache buffer needs around the image for :meth:`at` and :meth:`row_at`."""
         return max(self.pad)
 
     def masked_weight(self) -> Tensor:
@@ -194,24 +194,6 @@ class MaskedConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         r"""x: (B, C_in, H, W) -> (B, C_out, H, W)."""
         return F.conv2d(F.pad(x, self.pad), self.masked_weight(), self.bias)
-
-    def window(
-        self, buf: Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int], pre=None
-    ) -> Tensor:
-        r"""The output on rows [i0, i1) and columns [j0, j1) only.
-
-        Arguments:
-            buf: the input with a zero margin of ``margin`` on every side, (B, C_in, H + 2m, W + 2m).
-            margin: m >= :attr:`margin`.
-            pre: an elementwise function with pre(0) = 0 applied to the input window first (an activation).
-
-        Returns:
-            (B, C_out, i1 - i0, j1 - j0), equal to ``forward(input)[..., i0:i1, j0:j1]``.
-        """
-        left, right, top, bottom = self.pad
-        (i0, i1), (j0, j1) = rows, cols
-        sub = buf[..., margin + i0 - top : margin + i1 + bottom, margin + j0 - left : margin + j1 + right]
-        return F.conv2d(sub if pre is None else pre(sub), self.masked_weight(), self.bias)
 
     def at(self, buf: Tensor, taps: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         r"""The output at one pixel, (B, C_out), equal to ``forward(input)[..., i, j]`` plus ``bias``.
@@ -440,11 +422,6 @@ class RasterGrid:
         r"""An image x (B, C, H, W) -> a new buffer (B, N, C) holding it."""
         padded = F.pad(x, (self.margin,) * 4)  # (B, C, H + 2m, W + 2m)
         return padded.permute(0, 2, 3, 1).reshape(x.shape[0], self.size, x.shape[1])
-
-    def image(self, buf: Tensor) -> Tensor:
-        r"""A buffer (B, N, C) as a padded channels-first image, (B, C, H + 2m, W + 2m), a view (for
-        :meth:`MaskedConv2d.window`)."""
-        return buf.view(buf.shape[0], -1, self.row, buf.shape[-1]).permute(0, 3, 1, 2)
 
     def image_row(self, buf: Tensor, i: int) -> Tensor:
         r"""Row i of the image in a buffer (B, N, C), (B, W, C), a view."""
