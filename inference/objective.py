@@ -57,7 +57,7 @@ def resolve_options(model, defaults: dict, given: dict, also=()) -> dict:
         valid = ", ".join(sorted({*defaults, *also}))
         names = ", ".join(map(repr, unknown))
         raise PPGenError(f"unknown option {names} for {model.name}; valid options: {valid}")
-    model_defaults = type(model).fit_defaults
+    model_defaults = model.fit_defaults
     return {
         k: given[k] if given.get(k) is not None else model_defaults.get(k, v) for k, v in defaults.items()
     }

@@ -15,11 +15,22 @@ from ppgen.data import Dataset, DataSpec
 from ppgen.errors import PPGenError
 from ppgen.validation import values_checked
 
-__all__ = ["GenerativeModel", "register", "create", "get", "model_names", "REGISTRY"]
+__all__ = [
+    "GenerativeModel",
+    "register",
+    "create",
+    "get",
+    "model_names",
+    "data_regime",
+    "REGIMES",
+    "REGISTRY",
+]
 
 FAMILIES = ("graphical", "autoregressive", "flow", "latent-variable", "diffusion", "energy", "adversarial")
 DENSITIES = ("exact", "lower-bound", "unnormalized", "implicit")
 REGISTRY: dict[str, type] = {}
+# the kinds of data a model's defaults are chosen for (see GenerativeModel.data_defaults)
+REGIMES = ("points", "binary-images", "gray-images")
 # what a constructor raises for options it cannot build from (shown as "bad config" in one line)
 CONFIG_ERRORS = (TypeError, ValueError, RuntimeError, AssertionError, IndexError, KeyError, ZeroDivisionError)
 
@@ -43,6 +54,10 @@ class GenerativeModel(nn.Module):
         latent_site: the latent sample site that posterior analysis reads (None: no latent posterior).
         fit_defaults: defaults of :func:`ppgen.fit`'s options (``epochs``, ``batch_size``, ``lr``,
             ``ema_decay``) and of the objective's (e.g. ``lr_decay``, ``clip_norm``, ``d_steps``).
+        data_defaults: per data regime (:data:`REGIMES`, see :func:`data_regime`), the default config and
+            fit options, ``{"binary-images": {"config": {...}, "fit": {...}}}``, laid over the constructor's
+            defaults and ``fit_defaults`` by :func:`create` (see :meth:`defaults_for`). A regime the dict
+            does not name keeps the class defaults.
         quick_presets: per data set, the config and fit options of quick mode (see :meth:`quick_preset`).
         completion: the completion (inpainting) sampler of ``ppgen.inference.tasks.complete`` that fits the
             model's structure, and so the methods the model declares for it: "chain-rule" (``conditionals``,
@@ -64,8 +79,33 @@ class GenerativeModel(nn.Module):
     objective: ClassVar[str] = "elbo"
     latent_site: ClassVar[str | None] = None
     fit_defaults: ClassVar[dict] = {"epochs": 50, "batch_size": 128, "lr": 1e-3}
+    data_defaults: ClassVar[dict] = {}
     quick_presets: ClassVar[dict] = {}
     completion: ClassVar[str | None] = None
+
+    @classmethod
+    def defaults_for(cls, spec: DataSpec) -> dict:
+        r"""The defaults :func:`create` uses for data of this spec: ``{"regime": name or None, "config":
+        constructor options, "fit": fit_defaults}``.
+
+        ``regime`` is :func:`data_regime` of the spec when ``data_defaults`` names it, else None (the class
+        defaults: constructor defaults and ``fit_defaults``); ``fit`` is ``fit_defaults`` updated by the
+        regime's fit options.
+
+        Example:
+            >>> from ppgen.data import DataSpec
+            >>> get("independent").defaults_for(DataSpec("binary", (1, 3, 3)))["regime"] is None
+            True
+        """
+        regime = data_regime(spec)
+        chosen = cls.data_defaults.get(regime)
+        if chosen is None:
+            return {"regime": None, "config": {}, "fit": dict(cls.fit_defaults)}
+        return {
+            "regime": regime,
+            "config": dict(chosen.get("config", {})),
+            "fit": {**cls.fit_defaults, **chosen.get("fit", {})},
+        }
 
     @classmethod
     def quick_preset(cls, data_name: str) -> dict | None:
@@ -90,6 +130,10 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.spec = spec
         self.config: dict = {}
+        # set by create(): the regime whose defaults were used (None: the class defaults) and the
+        # fit options' defaults for these data, which shadow the class's ``fit_defaults``
+        self.defaults_regime: str | None = None
+        self.fit_defaults = dict(type(self).fit_defaults)
 
     # --- the Pyro program -------------------------------------------------------------------
     def model(self, x: Tensor | None = None, y: Tensor | None = None):
@@ -328,6 +372,21 @@ def get(name: str) -> type:
     return REGISTRY[name]
 
 
+def data_regime(spec: DataSpec) -> str:
+    r"""The kind of data a model's defaults are chosen for: "points" (vectors, e.g. 2-D continuous data),
+    "binary-images" (binary (C, H, W) images) or "gray-images" (categorical or continuous images).
+
+    Example:
+        >>> from ppgen.data import DataSpec
+        >>> [data_regime(DataSpec(k, s)) for k, s in [("continuous", (2,)), ("binary", (1, 8, 8)),
+        ...                                          ("categorical:17", (1, 8, 8))]]
+        ['points', 'binary-images', 'gray-images']
+    """
+    if not spec.is_image:
+        return "points"
+    return "binary-images" if spec.kind == "binary" else "gray-images"
+
+
 def supports(cls: type, spec: DataSpec) -> str | None:
     r"""None if ``cls`` can model data of this spec, else the reason why not."""
     if spec.base_kind not in cls.kinds:
@@ -345,7 +404,12 @@ def create(name: str, data: Dataset | DataSpec, **config) -> GenerativeModel:
     Arguments:
         name: a registry key (see :func:`model_names`).
         data: a :class:`~ppgen.data.Dataset` or its :class:`~ppgen.data.DataSpec`.
-        config: keyword arguments of the model's constructor, overriding its defaults.
+        config: keyword arguments of the model's constructor, overriding its defaults (those of the
+            data's regime first, see :meth:`GenerativeModel.defaults_for`).
+
+    The model's ``config`` holds every option it was built with (the regime's and the given ones),
+    ``defaults_regime`` the regime whose defaults applied, and ``fit_defaults`` the fit options' defaults
+    for these data.
     """
     if not isinstance(name, str):
         raise PPGenError(
@@ -360,6 +424,8 @@ def create(name: str, data: Dataset | DataSpec, **config) -> GenerativeModel:
     spec = data.spec if isinstance(data, Dataset) else data
     if (reason := supports(cls, spec)) is not None:
         raise PPGenError(reason)
+    defaults = cls.defaults_for(spec)
+    config = {**defaults["config"], **config}
     _check_config(cls, config)
     try:
         model = cls(spec, **config)
@@ -369,6 +435,8 @@ def create(name: str, data: Dataset | DataSpec, **config) -> GenerativeModel:
         message = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise PPGenError(f"bad config for {name}: {_config_culprits(cls, config)}{message}") from None
     model.config = dict(config)
+    model.defaults_regime = defaults["regime"]
+    model.fit_defaults = defaults["fit"]
     return model
 
 

@@ -85,6 +85,8 @@ class Cell:
 
     @property
     def target_epochs(self) -> int | None:
+        r"""The epochs asked for, else the class's default epochs (a model built for the data reads its
+        regime's, ``model.fit_defaults``); None when steps decide."""
         if "epochs" in self.fit:
             return self.fit["epochs"]
         if "steps" in self.fit:
@@ -184,9 +186,12 @@ def run_cell(cell: Cell, train: Dataset, test: Dataset, use_cache: bool = True, 
         "preset": cell.preset,
         "config": cell.config,
         "fit_options": cell.fit,
-        "fit_defaults": dict(type(model).fit_defaults),
+        "fit_defaults": dict(model.fit_defaults),
+        "defaults": model.defaults_regime,
         "budget_seconds": cell.budget_seconds,
-        "target_epochs": cell.target_epochs,
+        "target_epochs": cell.target_epochs
+        if {"epochs", "steps"} & set(cell.fit)
+        else model.fit_defaults.get("epochs"),
         "stopped": job.fit.stopped,
         "sampler": sampler.label,
         "sweep": sweep,

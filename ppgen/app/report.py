@@ -38,6 +38,7 @@ COLUMNS = [
     ("family", "family", "{}"),
     ("density", "density", "{}"),
     ("preset", "preset", "{}"),
+    ("defaults", "defaults", "{}"),
     ("n_params", "params", "{:,.0f}"),
     ("epochs", "epochs", "{:g}"),
     ("steps", "steps", "{:g}"),
@@ -276,7 +277,8 @@ def write_report(out: Path, data: Dataset, test: Dataset, rows: list[dict], samp
             + (
                 "Quick mode: each model's quick preset (config and fit options on the model class). "
                 if quick
-                else "Each model's default config and `fit_defaults`. "
+                else "Each model's default config and `fit_defaults`, those of the data's regime where "
+                "the model has them (column `defaults`; – for the class defaults). "
             )
             + (
                 f"Training budget {', '.join(f'{b:g}' for b in budgets)} s per model (evaluation excluded). "

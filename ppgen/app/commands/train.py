@@ -120,7 +120,7 @@ def _fresh_missing(args, out: Path, device, model, train, test, seed: int) -> in
         raise PPGenError(reason)
     model.to(device)
     fit_asked = {k: getattr(args, k) for k in FIT_KEYS}
-    defaults = type(model).fit_defaults
+    defaults = model.fit_defaults
     options = {
         "epochs": args.epochs or defaults.get("epochs", 50),
         "batch_size": args.batch_size or defaults.get("batch_size", 128),
@@ -216,7 +216,7 @@ def _resume(args, out: Path, device) -> int:
     if args.epochs is None and args.steps is None:
         fit_asked["epochs"], fit_asked["steps"] = saved_fit.get("epochs"), saved_fit.get("steps")
         if fit_asked["epochs"] is None and fit_asked["steps"] is None:
-            fit_asked["epochs"] = type(model).fit_defaults.get("epochs", 50)
+            fit_asked["epochs"] = model.fit_defaults.get("epochs", 50)
     if fit_asked["epochs"] is not None and fit_asked["epochs"] <= done["epoch"]:
         raise PPGenError(
             f"--resume: {out} already has {done['epoch']} epochs;"
@@ -268,6 +268,7 @@ def _record(args, model, fit_asked: dict, seed: int, device) -> dict:
         "data_root": args.data_root,
         "kind": args.kind,
         "config": model.config,
+        "defaults": model.defaults_regime,
         "config_hash": runs.config_hash(model.name, model.config, model.spec.to_dict()),
         "fit": fit_asked,
         "seed": seed,
